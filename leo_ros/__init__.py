@@ -1,0 +1,1 @@
+"""leo_ros: an LEO-style embodied generalist agent on ROS 2."""

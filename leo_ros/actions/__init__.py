@@ -1,0 +1,1 @@
+"""Action tokenizers (no ROS): typed actions <-> action tokens."""

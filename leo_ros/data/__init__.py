@@ -1,0 +1,1 @@
+"""The instruction data engine (no ROS): LEO-style samples from scene graphs."""

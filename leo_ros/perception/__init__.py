@@ -1,0 +1,1 @@
+"""Scene segmentation into object tokens (no ROS): organized and unorganized clouds."""

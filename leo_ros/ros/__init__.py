@@ -1,0 +1,1 @@
+"""ROS adapters: environment, pure message conversions, process helpers."""

@@ -1,0 +1,60 @@
+"""The ROS environment every leo_ros process runs with."""
+
+import os
+from pathlib import Path
+
+#: Set by the ROS wheels' .pth bootstrapper after it re-execs Python with LD_LIBRARY_PATH; a
+#: child started from another interpreter that inherits it skips the re-exec and cannot load
+#: rclpy, so it is removed from every child environment.
+BOOTSTRAP_GUARD = '_ROS_WHEELS_BOOTSTRAP_COMPLETE'
+PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+
+
+def share_directory() -> Path:
+    """
+    Return leo_ros's share directory (launch/, config/).
+
+    Uses the ament index when the package is installed, else the source tree.
+    """
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory('leo_ros'))
+    except Exception:  # not installed, or no ament index: run from the source tree
+        return Path(__file__).resolve().parents[2]
+
+
+def dds_profile_path() -> Path:
+    """Return the Fast DDS profile shipped in config/ (large best-effort messages)."""
+    return share_directory() / 'config' / 'fastdds.xml'
+
+
+def apply_ros_environment(environ=None) -> dict:
+    """
+    Set defaults that every leo_ros process needs, keeping what the user already set.
+
+    Must run before rclpy creates its context, since the RMW reads these at start-up.
+
+    :param environ: mapping to update in place (default: ``os.environ``)
+    :return: the updated mapping
+    """
+    environ = os.environ if environ is None else environ
+    environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    if not any(environ.get(name) for name in PROFILE_VARIABLES):
+        profile = dds_profile_path()
+        if profile.is_file():
+            for name in PROFILE_VARIABLES:  # Humble reads FASTRTPS_*, newer FASTDDS_*
+                environ[name] = str(profile)
+    return environ
+
+
+def child_environment(extra=None) -> dict:
+    """
+    Return an environment for a leo_ros child process.
+
+    :param extra: variables to set on top (for example ``ROS_DOMAIN_ID``)
+    """
+    environ = dict(os.environ)
+    environ.pop(BOOTSTRAP_GUARD, None)
+    environ['PYTHONUNBUFFERED'] = '1'
+    environ.update(extra or {})
+    return apply_ros_environment(environ)

@@ -1,0 +1,1 @@
+"""The built-in world (no ROS): procedural scenes, RGB-D rendering, a kinematic robot."""

@@ -1,0 +1,1 @@
+"""Training and closed-loop evaluation (no ROS)."""

@@ -1,0 +1,56 @@
+"""Shared fixtures: an isolated ROS domain per test and managed child processes."""
+
+import os
+import random
+
+from leo_ros.ros.env import apply_ros_environment
+from leo_ros.ros.process import ManagedProcess
+import pytest
+
+# Other programs share this machine: keep discovery on loopback and domains unique per test.
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.pop('ROS_LOCALHOST_ONLY', None)
+apply_ros_environment()
+
+_used_domains = set()
+
+
+@pytest.fixture
+def domain_id():
+    """Return a ROS domain id no other test of this run uses."""
+    rng = random.Random(os.getpid())
+    candidates = [d for d in range(1, 101) if d not in _used_domains]
+    domain = rng.choice(candidates) if candidates else random.randint(1, 100)
+    _used_domains.add(domain)
+    return domain
+
+
+@pytest.fixture
+def ros_context(domain_id):
+    """Yield an initialised rclpy context on the test's domain; shut it down after."""
+    import rclpy
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    yield context
+    context.try_shutdown()
+
+
+@pytest.fixture
+def spawn(domain_id, tmp_path, request):
+    """Start processes on the test's domain; stop them after, printing their logs on failure."""
+    started = []
+
+    def _spawn(argv, name=None, env=None):
+        extra = {'ROS_DOMAIN_ID': str(domain_id),
+                 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
+        extra.update(env or {})
+        name = name or os.path.basename(str(argv[0]))
+        proc = ManagedProcess(argv, name=name, env=extra,
+                              log_path=tmp_path / f'{name}-{len(started)}.log')
+        started.append(proc)
+        return proc
+
+    yield _spawn
+    for proc in started:
+        proc.stop()
+        print(f'----- {proc.name} (exit {proc.process.returncode}) -----\n{proc.output[-4000:]}')
