@@ -57,8 +57,8 @@ def encode_cloud(height, width, fields, values, big_endian, point_pad, row_pad):
 def test_pointcloud2_any_layout(height, width, big_endian, xyz_type, extra, order_seed,
                                 point_pad, row_pad, colour, seed):
     rng = np.random.default_rng(seed)
-    fields = [(axis, xyz_type) for axis in 'xyz'] + [(f'extra{i}', t) for i, t in
-                                                    enumerate(extra)]
+    fields = [(axis, xyz_type) for axis in 'xyz']
+    fields += [(f'extra{i}', datatype) for i, datatype in enumerate(extra)]
     rgb8 = rng.integers(0, 256, (height, width, 3))
     packed = (rgb8[..., 0] << 16) | (rgb8[..., 1] << 8) | rgb8[..., 2]
     values = {axis: rng.normal(size=(height, width)).astype(np.float32) for axis in 'xyz'}

@@ -1,3 +1,4 @@
+# noqa: A005  (leo_ros.actions.types is a submodule: it shadows nothing in Python 3)
 """
 Typed actions: what the policy decides and the robot executes (pure Python, no ROS).
 

@@ -10,12 +10,11 @@ tested (against those libraries where a ROS install provides them). Malformed me
 import array
 
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion
+from leo_ros.scene_tokens import POINT_DIM, SceneTokens
 import numpy as np
 from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 import transforms3d
-
-from leo_ros.scene_tokens import POINT_DIM, SceneTokens
 
 
 class ConversionError(ValueError):
