@@ -175,12 +175,31 @@ def pointcloud2_to_xyz_rgb(msg, organized=True, skip_nans=False):
     for axis in ('x', 'y', 'z'):
         if axis not in cloud.dtype.names:
             raise ConversionError(f'fields[{axis}]', f'missing; fields are {cloud.dtype.names}')
-    xyz = np.empty(cloud.shape + (3,), np.float32)      # (H, W, 3)
-    for i, axis in enumerate('xyz'):
-        xyz[..., i] = cloud[axis]
-    xyz[~np.isfinite(xyz).all(axis=-1)] = np.nan
-    colour_field = next((n for n in ('rgb', 'rgba') if n in cloud.dtype.names), None)
-    rgb = unpack_rgb(cloud[colour_field]) if colour_field else None
+    fields = cloud.dtype.fields
+    x_type, x_offset = fields['x']
+    if (x_type == np.dtype('<f4') and fields['y'] == (x_type, x_offset + 4)
+            and fields['z'] == (x_type, x_offset + 8)):
+        # The common layout: one strided view instead of three field copies.
+        xyz = np.ndarray(cloud.shape + (3,), np.float32, cloud.base, x_offset,
+                         cloud.strides + (4,)).copy()      # (H, W, 3)
+    else:
+        xyz = np.empty(cloud.shape + (3,), np.float32)  # (H, W, 3)
+        for i, axis in enumerate('xyz'):
+            xyz[..., i] = cloud[axis]
+    # A point is invalid if any coordinate is NaN or inf; their sum is then not finite
+    # (inf - inf is NaN), and three strided adds are much faster than isfinite().all(-1).
+    invalid = ~np.isfinite(xyz[..., 0] + xyz[..., 1] + xyz[..., 2])
+    if invalid.any():
+        xyz[invalid] = np.nan
+    colour_field = next((n for n in ('rgb', 'rgba') if n in fields), None)
+    rgb = None
+    if colour_field and fields[colour_field][0].itemsize == 4 and not msg.is_bigendian:
+        # Little-endian 0xAARRGGBB is stored B, G, R, A: read the bytes directly.
+        bgr = np.ndarray(cloud.shape + (3,), np.uint8, cloud.base,
+                         fields[colour_field][1], cloud.strides + (1,))
+        rgb = bgr[..., ::-1].astype(np.float32) * np.float32(1.0 / 255.0)
+    elif colour_field:
+        rgb = unpack_rgb(cloud[colour_field])
     if not organized:
         xyz = xyz.reshape(-1, 3)
         rgb = rgb.reshape(-1, 3) if rgb is not None else None

@@ -7,7 +7,23 @@ from pathlib import Path
 #: child started from another interpreter that inherits it skips the re-exec and cannot load
 #: rclpy, so it is removed from every child environment.
 BOOTSTRAP_GUARD = '_ROS_WHEELS_BOOTSTRAP_COMPLETE'
+#: Fast DDS 3 (Kilted on) reads FASTDDS_*; Fast DDS 2 (Humble, Jazzy) reads FASTRTPS_*.
 PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+FAST_DDS_2_DISTROS = ('humble', 'iron', 'jazzy')
+
+
+def ros_distro() -> str:
+    """Return the ROS distribution: $ROS_DISTRO, else the one the rclpy wheel is from."""
+    if os.environ.get('ROS_DISTRO'):
+        return os.environ['ROS_DISTRO']
+    from importlib import metadata
+    for distro in ('kilted', 'jazzy', 'humble', 'rolling'):
+        try:
+            metadata.version(f'ros-{distro}-rclpy')
+            return distro
+        except metadata.PackageNotFoundError:
+            continue
+    return ''
 
 
 def share_directory() -> Path:
@@ -42,8 +58,9 @@ def apply_ros_environment(environ=None) -> dict:
     if not any(environ.get(name) for name in PROFILE_VARIABLES):
         profile = dds_profile_path()
         if profile.is_file():
-            for name in PROFILE_VARIABLES:  # Humble reads FASTRTPS_*, newer FASTDDS_*
-                environ[name] = str(profile)
+            distro = environ.get('ROS_DISTRO') or ros_distro()
+            fast_dds_2 = distro in FAST_DDS_2_DISTROS
+            environ[PROFILE_VARIABLES[1] if fast_dds_2 else PROFILE_VARIABLES[0]] = str(profile)
     return environ
 
 
