@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 import threading
-import time
 
 import numpy as np
 
