@@ -41,7 +41,7 @@ $(STAMP): requirements/common.txt requirements/ros-$(ROS_DISTRO).txt scripts/sys
 # Configure once, then rebuild and reinstall incrementally (Python sources are symlinked).
 build: $(STAMP)
 	@mkdir -p $(BUILD)
-	@test -f $(BUILD)/CMakeCache.txt || $(RUN) cmake -S . -B $(BUILD) \
+	@test -f $(BUILD)/Makefile || $(RUN) cmake -S . -B $(BUILD) \
 		-DCMAKE_INSTALL_PREFIX=$(VENV_ABS) -DCMAKE_BUILD_TYPE=Release \
 		-DPython3_EXECUTABLE=$(VENV_ABS)/bin/python -DBUILD_TESTING=OFF \
 		-DLEO_SYMLINK_INSTALL=ON \
