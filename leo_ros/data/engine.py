@@ -1,0 +1,529 @@
+"""
+The instruction data engine (no ROS): LEO-style samples from procedural scene graphs.
+
+For every scene a *proposer* writes candidate samples from templates, the way LEO's pipeline
+prompts an LLM with a scene graph: it picks targets, phrases references loosely (a bare
+category may fit several objects) and answers with cheap heuristics (centre offsets, placement
+records, the largest extent). A *refinement* pass then checks every candidate against the
+geometric scene graph and the world, and drops ambiguous references, wrong answers and expert
+demonstrations that fail when executed. Drops are counted by reason.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+import math
+
+from leo_ros.actions.types import NavGoal, to_dict
+from leo_ros.data.templates import FAMILY_OF_KIND, Templates
+from leo_ros.sim import expert
+from leo_ros.sim.graph import DIRECTIONS, Reference
+from leo_ros.sim.scene import (COLORS, FLOOR_ID, FURNITURE_CATEGORIES, SMALL_CATEGORIES,
+                               SUPPORT_CATEGORIES)
+from leo_ros.sim.world import Task, World, WorldConfig
+import numpy as np
+
+PLURALS = {'box': 'boxes', 'shelf': 'shelves'}
+
+
+def plural(category):
+    """Return the plural of a category name."""
+    return PLURALS.get(category, category + 's')
+
+
+@dataclass
+class EngineConfig:
+    """
+    How many samples of each kind one scene yields (before refinement) and what is stored.
+
+    :param situations: robot poses per scene that text samples are situated in
+    :param object_captions: object caption candidates per scene
+    :param scene_captions: scene caption candidates per scene
+    :param qa: question-answer candidates per scene
+    :param nav: navigation episode candidates per scene
+    :param pick_place: manipulation episode candidates per scene
+    :param plan: multi-step plan candidates per scene
+    :param points_per_object: points per object in the stored SceneTokens
+    :param image_size: (width, height) of the stored ego-view images; (0, 0) stores none
+    :param world: the world the scenes come from
+    """
+
+    situations: int = 3
+    object_captions: int = 6
+    scene_captions: int = 1
+    qa: int = 14
+    nav: int = 5
+    pick_place: int = 4
+    plan: int = 2
+    points_per_object: int = 1024
+    image_size: tuple = (224, 168)
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+    def __post_init__(self):
+        for name in ('situations', 'object_captions', 'scene_captions', 'qa', 'nav',
+                     'pick_place', 'plan'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'EngineConfig.{name} must be >= 0, got {getattr(self, name)}')
+        if self.situations < 1:
+            raise ValueError(f'EngineConfig.situations must be >= 1, got {self.situations}')
+        if self.points_per_object < 1:
+            raise ValueError(f'EngineConfig.points_per_object must be >= 1, '
+                             f'got {self.points_per_object}')
+        width, height = self.image_size
+        if (width, height) != (0, 0) and (width < 2 or height < 2):
+            raise ValueError(f'EngineConfig.image_size must be (0, 0) or at least 2x2, '
+                             f'got {self.image_size}')
+
+
+@dataclass
+class SceneResult:
+    """What one scene gave: kept samples, drop counts, situations, tokens and images."""
+
+    seed: int
+    samples: list
+    proposed: Counter
+    dropped: Counter
+    situations: list
+    world: World
+
+
+class DataEngine:
+    """
+    Turn scene seeds into refined samples.
+
+    :param config: counts and storage options
+    :param templates: phrasings (default: the package's templates)
+    """
+
+    def __init__(self, config: EngineConfig = None, templates: Templates = None):
+        self.config = config or EngineConfig()
+        self.templates = templates or Templates.load()
+
+    # ---- per scene
+    def scene(self, seed: int) -> SceneResult:
+        """Propose and refine the samples of one scene."""
+        cfg = self.config
+        rng = np.random.default_rng([int(seed), 1])
+        world = World(seed, cfg.world)
+        situations = [world.robot_pose]
+        while len(situations) < cfg.situations:
+            situations.append(world.sample_free_pose(rng))
+        proposed, dropped, samples = Counter(), Counter(), []
+        home = world.snapshot()
+
+        def keep(candidate, situation_index):
+            proposed[candidate['kind']] += 1
+            reason = self.refine(world, candidate)
+            if reason:
+                dropped[reason] += 1
+                return
+            samples.append(self._sample(world, seed, len(samples), candidate,
+                                        situations[situation_index], situation_index))
+
+        plan = [('object_caption', cfg.object_captions), ('scene_caption', cfg.scene_captions),
+                ('qa', cfg.qa), ('nav', cfg.nav), ('pick_place', cfg.pick_place),
+                ('plan', cfg.plan)]
+        for family, count in plan:
+            for _ in range(count):
+                index = int(rng.integers(len(situations)))
+                world.restore(home)
+                world.set_robot_pose(*situations[index])
+                candidate = self.propose(world, family, rng)
+                if candidate is None:
+                    proposed[family] += 1
+                    dropped['no_candidate'] += 1
+                    continue
+                if candidate.get('situation') is not None:  # manipulation: its own base pose
+                    situations.append(candidate['situation'])
+                    index = len(situations) - 1
+                keep(candidate, index)
+        world.restore(home)
+        world.set_robot_pose(*situations[0])
+        return SceneResult(seed, samples, proposed, dropped, situations, world)
+
+    def _sample(self, world, seed, number, candidate, situation, situation_index):
+        return {
+            'id': f'{seed:08d}-{number:03d}',
+            'family': FAMILY_OF_KIND[candidate['kind']],
+            'kind': candidate['kind'],
+            'scene_seed': int(seed),
+            'situation': {'x': round(situation[0], 4), 'y': round(situation[1], 4),
+                          'yaw': round(situation[2], 4)},
+            'situation_index': situation_index,
+            'instruction': candidate['instruction'],
+            'answer': candidate['answer'],
+            'actions': [to_dict(a) for a in candidate.get('actions', [])],
+            'target_ids': [int(i) for i in candidate.get('target_ids', [])],
+            'template': candidate['template'],
+        }
+
+    # ---- proposing
+    def propose(self, world, family, rng):
+        """Return one candidate of a family (a dict), or None when the scene offers none."""
+        graph = world.graph
+        if family == 'qa':
+            kinds = [k for k in ('qa_count', 'qa_color', 'qa_category', 'qa_existence',
+                                 'qa_support', 'qa_relation', 'qa_size')
+                     if self.templates.has(k)]
+            kind = kinds[int(rng.integers(len(kinds)))]
+        else:
+            kind = family
+        if not self.templates.has(kind):
+            return None
+        make = getattr(self, f'_propose_{kind}')
+        candidate = make(world, graph, rng)
+        if candidate is None:
+            return None
+        slots = {**candidate.pop('slots')}
+        instruction, answer, template = self.templates.fill(kind, rng, **slots)
+        candidate.update(kind=kind, instruction=instruction, answer=answer, template=template)
+        return candidate
+
+    def propose_reference(self, graph, target, rng) -> Reference:
+        """Phrase a reference to an object the way a loose annotator would (may be ambiguous)."""
+        obj = graph.scene.object(target)
+        form = rng.choice(['category', 'color', 'relation', 'superlative'],
+                          p=[0.25, 0.4, 0.27, 0.08])
+        if form == 'category':
+            return Reference(obj.category)
+        if form == 'superlative':
+            same = graph.select(obj.category)
+            volumes = [graph.scene.object(i).size for i in same]
+            extents = [max(v) for v in volumes]  # the proposer's guess: the longest side
+            which = 'largest' if extents[same.index(target)] == max(extents) else 'smallest'
+            return Reference(obj.category, superlative=which)
+        color = obj.color if form == 'color' or rng.random() < 0.5 else None
+        if form == 'relation':
+            relation = self._loose_relation(graph, target, rng)
+            if relation is not None:
+                name, anchor = relation
+                anchor_obj = graph.scene.object(anchor)
+                anchor_color = anchor_obj.color if rng.random() < 0.4 else None
+                return Reference(obj.category, color, relation=name,
+                                 anchor=Reference(anchor_obj.category, anchor_color))
+        return Reference(obj.category, color)
+
+    def _loose_relation(self, graph, target, rng):
+        """Pick a relation of the target the proposer believes: placement record or offsets."""
+        obj = graph.scene.object(target)
+        options = []
+        if obj.support_id != FLOOR_ID:
+            options.append(('on', obj.support_id))
+        for other in graph.ids:
+            if other == target:
+                continue
+            other_obj = graph.scene.object(other)
+            distance = math.dist((obj.x, obj.y), (other_obj.x, other_obj.y))
+            if other_obj.category in FURNITURE_CATEGORIES and distance < 1.2 and \
+                    other != obj.support_id:
+                options.append(('near', other))
+            if distance < 1.5 and other_obj.category in SMALL_CATEGORIES:
+                forward, left = graph.observer_offset(target, other)
+                # Loose: the dominant axis, no margin (refinement applies the margin).
+                if abs(left) >= abs(forward):
+                    options.append(('left of' if left > 0 else 'right of', other))
+                else:
+                    options.append(('behind' if forward > 0 else 'in front of', other))
+        if not options:
+            return None
+        return options[int(rng.integers(len(options)))]
+
+    def _pick(self, ids, rng):
+        return int(ids[int(rng.integers(len(ids)))]) if len(ids) else None
+
+    def _propose_object_caption(self, world, graph, rng):
+        target = self._pick(graph.ids, rng)
+        obj = graph.scene.object(target)
+        reference = self.propose_reference(graph, target, rng)
+        support = self._support_phrase(graph, obj.support_id)
+        return {'slots': {'target': reference.text(), 'color': obj.color,
+                          'category': obj.category, 'support': support},
+                'refs': [(reference, target)], 'target_ids': [target],
+                'claim': ('caption', target, obj.color, obj.category, obj.support_id)}
+
+    def _support_phrase(self, graph, support_id):
+        if support_id == FLOOR_ID:
+            return 'the floor'
+        support = graph.scene.object(support_id)
+        return f'the {support.color} {support.category}'
+
+    def _propose_scene_caption(self, world, graph, rng):
+        counts = Counter(o.category for o in graph.scene.objects.values())
+        parts = [f'{n} {plural(c) if n > 1 else c}' for c, n in sorted(counts.items())]
+        sentences = [f'A room of {graph.scene.width:.1f} by {graph.scene.depth:.1f} meters with '
+                     + ', '.join(parts[:-1]) + (' and ' if len(parts) > 1 else '')
+                     + parts[-1] + '.']
+        claims = []
+        for support in sorted(graph.scene.objects.values(), key=lambda o: o.id):
+            items = [o for o in graph.scene.objects.values() if o.support_id == support.id]
+            if not items or support.category not in SUPPORT_CATEGORIES:
+                continue
+            names = [f'a {o.color} {o.category}' for o in sorted(items, key=lambda o: o.id)]
+            sentences.append(f'On the {support.color} {support.category} there '
+                             f'{"is" if len(names) == 1 else "are"} '
+                             + ', '.join(names[:-1]) + (' and ' if len(names) > 1 else '')
+                             + names[-1] + '.')
+            claims += [(o.id, support.id) for o in items]
+            if len(sentences) >= 4:
+                break
+        return {'slots': {'summary': ' '.join(sentences)}, 'refs': [], 'target_ids': [],
+                'claim': ('summary', dict(counts), claims)}
+
+    def _propose_qa_count(self, world, graph, rng):
+        categories = sorted({o.category for o in graph.scene.objects.values()})
+        category = categories[int(rng.integers(len(categories)))]
+        count = sum(o.category == category for o in graph.scene.objects.values())
+        return {'slots': {'categories': plural(category), 'count': str(count)}, 'refs': [],
+                'target_ids': graph.select(category), 'claim': ('count', category, count)}
+
+    def _propose_qa_color(self, world, graph, rng):
+        target = self._pick(graph.ids, rng)
+        reference = self.propose_reference(graph, target, rng)
+        color = graph.scene.object(target).color
+        return {'slots': {'target': reference.text(), 'answer': color},
+                'refs': [(reference, target)], 'target_ids': [target],
+                'claim': ('color', target, color)}
+
+    def _propose_qa_category(self, world, graph, rng):
+        target = self._pick(graph.ids, rng)
+        relation = self._loose_relation(graph, target, rng)
+        if relation is None:
+            return None
+        obj, (name, anchor) = graph.scene.object(target), relation
+        reference = Reference(obj.category, obj.color, relation=name,
+                              anchor=Reference(graph.scene.object(anchor).category))
+        return {'slots': {'color': obj.color, 'relation': name,
+                          'anchor': reference.anchor.text(), 'answer': obj.category},
+                'refs': [(reference, target)], 'target_ids': [target],
+                'claim': ('category', target, obj.category)}
+
+    def _propose_qa_existence(self, world, graph, rng):
+        category = SMALL_CATEGORIES[int(rng.integers(len(SMALL_CATEGORIES)))]
+        colors = list(COLORS)
+        color = colors[int(rng.integers(len(colors)))]
+        present = any(o.category == category and o.color == color
+                      for o in graph.scene.objects.values())
+        if not present and rng.random() < 0.5:  # balance yes and no
+            existing = graph.scene.small_objects()
+            if existing:
+                obj = existing[int(rng.integers(len(existing)))]
+                category, color, present = obj.category, obj.color, True
+        return {'slots': {'color': color, 'category': category,
+                          'answer': 'yes' if present else 'no'},
+                'refs': [], 'target_ids': graph.select(category, color),
+                'claim': ('exists', category, color, present)}
+
+    def _propose_qa_support(self, world, graph, rng):
+        small = [o.id for o in graph.scene.small_objects()]
+        target = self._pick(small, rng)
+        if target is None:
+            return None
+        reference = self.propose_reference(graph, target, rng)
+        support_id = graph.scene.object(target).support_id
+        return {'slots': {'target': reference.text(),
+                          'answer': self._support_phrase(graph, support_id)},
+                'refs': [(reference, target)], 'target_ids': [target, support_id],
+                'claim': ('support', target, support_id)}
+
+    def _propose_qa_relation(self, world, graph, rng):
+        target = self._pick(graph.ids, rng)
+        relation = self._loose_relation(graph, target, rng)
+        if relation is None:
+            return None
+        name, anchor = relation
+        truth = True
+        if rng.random() < 0.5 and name in DIRECTIONS:  # ask the opposite: answer no
+            name = {'left of': 'right of', 'right of': 'left of', 'in front of': 'behind',
+                    'behind': 'in front of'}[name]
+            truth = False
+        reference = self.propose_reference(graph, target, rng)
+        anchor_ref = Reference(graph.scene.object(anchor).category,
+                               graph.scene.object(anchor).color)
+        return {'slots': {'target': reference.text(), 'relation': name,
+                          'anchor': anchor_ref.text(), 'answer': 'yes' if truth else 'no'},
+                'refs': [(reference, target), (anchor_ref, anchor)],
+                'target_ids': [target, anchor], 'claim': ('relation', target, name, anchor, truth)}
+
+    def _propose_qa_size(self, world, graph, rng):
+        small = [o.id for o in graph.scene.small_objects()]
+        if len(small) < 2:
+            return None
+        first, second = (int(i) for i in rng.choice(small, size=2, replace=False))
+        a, b = graph.scene.object(first), graph.scene.object(second)
+        winner = first if max(a.size) >= max(b.size) else second  # the proposer's heuristic
+        refs = [Reference(a.category, a.color), Reference(b.category, b.color)]
+        answer = refs[0].text() if winner == first else refs[1].text()
+        return {'slots': {'target': refs[0].text(), 'other': refs[1].text(), 'answer': answer},
+                'refs': [(refs[0], first), (refs[1], second)], 'target_ids': [winner],
+                'claim': ('larger', first, second, winner)}
+
+    def _propose_nav(self, world, graph, rng):
+        target = self._pick(graph.ids, rng)
+        reference = self.propose_reference(graph, target, rng)
+        goal = expert.nav_goal(world, target)
+        steps = expert.nav_steps(world, target, goal) if goal is not None else None
+        return {'slots': {'target': reference.text()}, 'refs': [(reference, target)],
+                'target_ids': [target], 'actions': [goal] + (steps or []) if goal else [],
+                'claim': ('nav', target, goal, steps)}
+
+    def _manipulation(self, world, graph, rng, start):
+        small = [o.id for o in graph.scene.small_objects()]
+        target = self._pick(small, rng)
+        if target is None:
+            return None
+        current = graph.support(target)
+        destinations = [o.id for o in graph.scene.objects.values()
+                        if o.category in SUPPORT_CATEGORIES and o.id not in (target, current)]
+        destination = self._pick(destinations, rng)
+        if destination is None:
+            return None
+        solution = expert.pick_place(world, target, destination, rng, start=start)
+        reference = self.propose_reference(graph, target, rng)
+        dest_obj = graph.scene.object(destination)
+        dest_ref = Reference(dest_obj.category, dest_obj.color if rng.random() < 0.6 else None)
+        return target, destination, reference, dest_ref, solution
+
+    def _propose_pick_place(self, world, graph, rng):
+        made = self._manipulation(world, graph, rng, start=None)
+        if made is None:
+            return None
+        target, destination, reference, dest_ref, solution = made
+        base, action = solution if solution else (None, None)
+        return {'slots': {'target': reference.text(), 'destination': dest_ref.text()},
+                'refs': [(reference, target), (dest_ref, destination)],
+                'target_ids': [target, destination], 'actions': [action] if action else [],
+                'situation': base, 'claim': ('pick_place', target, destination, base, action)}
+
+    def _propose_plan(self, world, graph, rng):
+        made = self._manipulation(world, graph, rng, start=None)
+        if made is None:
+            return None
+        target, destination, reference, dest_ref, solution = made
+        base, action = solution if solution else (None, None)
+        goal = NavGoal(*base) if base is not None else None
+        obj = graph.scene.object(target)
+        plan = (f'1. Go to {reference.text()}. 2. Pick up {reference.text()}. '
+                f'3. Place the {obj.category} on {dest_ref.text()}. 4. Stop.')
+        return {'slots': {'target': reference.text(), 'destination': dest_ref.text(),
+                          'plan': plan},
+                'refs': [(reference, target), (dest_ref, destination)],
+                'target_ids': [target, destination],
+                'actions': [goal, action] if action else [],
+                'claim': ('plan', target, destination, base, action)}
+
+    # ---- refinement
+    def refine(self, world, candidate):
+        """Return why a candidate is dropped ('' to keep it), checked against the graph."""
+        graph = world.graph
+        for reference, target in candidate.get('refs', []):
+            resolved = graph.resolve(reference)
+            if resolved != [target]:
+                return 'ambiguous_reference' if len(resolved) > 1 else 'wrong_reference'
+        claim = candidate['claim']
+        kind = claim[0]
+        if kind == 'caption':
+            _, target, color, category, support = claim
+            obj = graph.scene.object(target)
+            ok = (obj.color, obj.category, graph.support(target)) == (color, category, support)
+            return '' if ok else 'wrong_answer'
+        if kind == 'summary':
+            _, counts, pairs = claim
+            ok = all(graph.count(c) == n for c, n in counts.items()) and \
+                all(graph.on(a, b) for a, b in pairs)
+            return '' if ok else 'wrong_answer'
+        if kind == 'count':
+            return '' if graph.count(claim[1]) == claim[2] else 'wrong_answer'
+        if kind == 'color':
+            return '' if graph.scene.object(claim[1]).color == claim[2] else 'wrong_answer'
+        if kind == 'category':
+            return '' if graph.scene.object(claim[1]).category == claim[2] else 'wrong_answer'
+        if kind == 'exists':
+            return '' if (graph.count(claim[1], claim[2]) > 0) == claim[3] else 'wrong_answer'
+        if kind == 'support':
+            return '' if graph.support(claim[1]) == claim[2] else 'wrong_answer'
+        if kind == 'relation':
+            _, a, name, b, truth = claim
+            holds = graph.holds(name, a, b)
+            if name in DIRECTIONS and graph.direction(a, b) is None:
+                return 'unclear_relation'  # too close to call either way
+            return '' if holds == truth else 'wrong_answer'
+        if kind == 'larger':
+            _, a, b, winner = claim
+            return '' if graph.extreme([a, b], 'largest') == winner else 'wrong_answer'
+        if kind == 'nav':
+            return self._check_nav(world, claim)
+        if kind in ('pick_place', 'plan'):
+            return self._check_pick_place(world, claim, kind)
+        raise ValueError(f'unknown claim {kind!r}')
+
+    def _check_nav(self, world, claim):
+        _, target, goal, steps = claim
+        if goal is None:
+            return 'unreachable'
+        if steps is None:
+            return 'expert_failed'
+        snapshot = world.snapshot()
+        try:
+            for step in steps:
+                if not world.apply(step).ok:
+                    return 'expert_failed'
+            if not world.nav_success(target):
+                return 'expert_failed'
+            world.restore(snapshot)
+            if not world.base_is_free(goal.x, goal.y):
+                return 'expert_failed'
+            world.robot[:] = (goal.x, goal.y, goal.yaw)
+            return '' if world.nav_success(target) else 'expert_failed'
+        finally:
+            world.restore(snapshot)
+
+    def _check_pick_place(self, world, claim, kind):
+        _, target, destination, base, action = claim
+        if action is None:
+            return 'unreachable'
+        snapshot = world.snapshot()
+        try:
+            if kind == 'plan' and not world.set_goal(*base).ok:
+                return 'unreachable'
+            world.set_robot_pose(*base)
+            if not world.apply(action).ok:
+                return 'expert_failed'
+            task = Task(kind, '', world.scene_seed, target_ids=(target, destination))
+            return '' if world.task_success(task) else 'expert_failed'
+        finally:
+            world.restore(snapshot)
+
+
+class TaskSampler:
+    """
+    Draw evaluation tasks in a live world from the same templates and refinement.
+
+    :param templates: phrasings (a :class:`Templates`, a YAML path, or None for the default)
+    """
+
+    def __init__(self, templates=None, config: EngineConfig = None):
+        if templates is None or not isinstance(templates, Templates):
+            templates = Templates.load(templates)
+        self.engine = DataEngine(config, templates)
+
+    def sample(self, world: World, family: str, rng, tries=20) -> Task:
+        """
+        Return a refined task of a family, situated at the robot's current pose.
+
+        For 'pick_place' the expert's base pose becomes the task situation (move the robot
+        there before running it). Raises ValueError when no valid task is found.
+        """
+        if family not in ('object_caption', 'scene_caption', 'qa', 'nav', 'pick_place',
+                          'plan'):
+            raise ValueError(f'unknown task family {family!r}')
+        for _ in range(tries):
+            candidate = self.engine.propose(world, family, rng)
+            if candidate is None or self.engine.refine(world, candidate):
+                continue
+            family_name = FAMILY_OF_KIND[candidate['kind']]
+            situation = candidate.get('situation') or world.robot_pose
+            return Task(family=family_name, instruction=candidate['instruction'],
+                        scene_seed=world.scene_seed,
+                        target_ids=tuple(candidate.get('target_ids', ())),
+                        answer=candidate['answer'], actions=list(candidate.get('actions', [])),
+                        situation=tuple(situation))
+        raise ValueError(f'no valid {family} task in scene {world.scene_seed} after {tries} tries')

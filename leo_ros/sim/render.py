@@ -1,0 +1,171 @@
+"""
+Headless RGB-D rendering by ray casting (Open3D ``RaycastingScene``, no ROS, no display).
+
+Cameras follow the optical-frame convention (z forward, x right, y down). Depth is the z
+coordinate in that frame, so ``points = depth * ((u - cx) / fx, (v - cy) / fy, 1)``.
+"""
+
+from dataclasses import dataclass
+import math
+
+import numpy as np
+import open3d as o3d
+
+#: Instance id of pixels that hit the floor or a wall (objects start at 1).
+STRUCTURE_ID = 0
+#: Instance id of pixels that hit nothing within range.
+NO_HIT_ID = -1
+
+
+@dataclass
+class CameraConfig:
+    """
+    A pinhole RGB-D camera.
+
+    :param width: image width [px]
+    :param height: image height [px]
+    :param fov_x: horizontal field of view [deg]
+    :param min_range: nearer hits are dropped [m]
+    :param max_range: farther hits are dropped [m]
+    :param depth_noise: std of the depth noise at 1 m [m], growing with depth squared
+    :param dropout: share of pixels with no depth (NaN), drawn at random
+    :param color_noise: std of the colour noise in [0, 1] units
+    """
+
+    width: int = 640
+    height: int = 480
+    fov_x: float = 69.0
+    min_range: float = 0.1
+    max_range: float = 10.0
+    depth_noise: float = 0.0
+    dropout: float = 0.0
+    color_noise: float = 0.0
+
+    def __post_init__(self):
+        if self.width < 2 or self.height < 2:
+            raise ValueError(f'CameraConfig size must be >= 2x2, got {self.width}x{self.height}')
+        if not 1.0 <= self.fov_x <= 170.0:
+            raise ValueError(f'CameraConfig.fov_x must be in [1, 170] deg, got {self.fov_x}')
+        if not 0 < self.min_range < self.max_range:
+            raise ValueError(f'CameraConfig ranges must satisfy 0 < min < max, got '
+                             f'{self.min_range}, {self.max_range}')
+        for name in ('depth_noise', 'color_noise'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'CameraConfig.{name} must be >= 0, got {getattr(self, name)}')
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f'CameraConfig.dropout must be in [0, 1), got {self.dropout}')
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        """Return the (3, 3) matrix K (square pixels, principal point at the centre)."""
+        focal = self.width / 2 / math.tan(math.radians(self.fov_x) / 2)
+        return np.array([[focal, 0.0, (self.width - 1) / 2],
+                         [0.0, focal, (self.height - 1) / 2], [0.0, 0.0, 1.0]])
+
+
+@dataclass
+class Frame:
+    """One rendered RGB-D frame."""
+
+    rgb: np.ndarray            # (H, W, 3) uint8
+    depth: np.ndarray          # (H, W) float32 [m], NaN where there is no return
+    points: np.ndarray         # (H, W, 3) float32 in the optical frame, NaN where invalid
+    instance_ids: np.ndarray   # (H, W) int32: object id, 0 floor/walls, -1 nothing
+    intrinsics: np.ndarray     # (3, 3)
+    camera_pose: np.ndarray    # (4, 4) optical frame in the map
+    stamp: float = 0.0
+
+    def points_in_map(self) -> np.ndarray:
+        """Return the points in the map frame, (H, W, 3) float32."""
+        rotation = self.camera_pose[:3, :3].astype(np.float32)
+        return self.points @ rotation.T + self.camera_pose[:3, 3].astype(np.float32)
+
+
+class Renderer:
+    """
+    Ray-cast a list of coloured triangle meshes, each with an instance id.
+
+    :param config: the camera
+    """
+
+    LIGHT = np.array([0.3, 0.5, 0.81])
+    BACKGROUND = (0.05, 0.05, 0.07)
+
+    def __init__(self, config: CameraConfig = None, seed: int = 0):
+        self.config = config or CameraConfig()
+        self.rng = np.random.default_rng(seed)
+        k = self.config.intrinsics
+        u = (np.arange(self.config.width) - k[0, 2]) / k[0, 0]
+        v = (np.arange(self.config.height) - k[1, 2]) / k[1, 1]
+        uu, vv = np.meshgrid(u, v)
+        self._directions = np.stack([uu, vv, np.ones_like(uu)], -1).astype(np.float32)  # (H, W, 3)
+        self._scene = None
+        self._colors = np.zeros((0, 3), np.float32)
+        self._offsets = np.zeros(0, np.int64)
+        self._instance_of_geometry = np.zeros(0, np.int32)
+
+    def set_meshes(self, meshes):
+        """
+        Replace the geometry.
+
+        :param meshes: list of (instance id, vertices (V, 3), triangles (T, 3), colours (T, 3))
+        """
+        scene = o3d.t.geometry.RaycastingScene()
+        colors, offsets, instances, offset = [], [], [], 0
+        for instance_id, vertices, triangles, triangle_colors in meshes:
+            geometry_id = scene.add_triangles(
+                o3d.core.Tensor(np.asarray(vertices, np.float32)),
+                o3d.core.Tensor(np.asarray(triangles, np.uint32)))
+            assert geometry_id == len(offsets)  # ids are handed out in order
+            offsets.append(offset)
+            colors.append(np.asarray(triangle_colors, np.float32))
+            instances.append(instance_id)
+            offset += len(triangles)
+        self._scene = scene
+        self._colors = np.concatenate(colors) if colors else np.zeros((0, 3), np.float32)
+        self._offsets = np.asarray(offsets, np.int64)
+        self._instance_of_geometry = np.asarray(instances, np.int32)
+        # The extra last rows stand for "no hit": background colour, instance -1.
+        self._offsets_ext = np.append(self._offsets, len(self._colors)).astype(np.intp)
+        self._colors_ext = np.concatenate([self._colors, [self.BACKGROUND]]).astype(np.float32)
+        self._instances_ext = np.append(self._instance_of_geometry, NO_HIT_ID).astype(np.int32)
+
+    def render(self, camera_pose, stamp=0.0) -> Frame:
+        """
+        Render the view of a camera.
+
+        :param camera_pose: (4, 4) pose of the optical frame in the map
+        """
+        if self._scene is None:
+            raise RuntimeError('Renderer.render called before set_meshes')
+        cfg = self.config
+        pose = np.asarray(camera_pose, np.float64)
+        directions = self._directions @ pose[:3, :3].T.astype(np.float32)  # (H, W, 3) map frame
+        origins = np.broadcast_to(pose[:3, 3].astype(np.float32), directions.shape)
+        rays = np.concatenate([origins, directions], -1)  # (H, W, 6)
+        hits = self._scene.cast_rays(o3d.core.Tensor(np.ascontiguousarray(rays)))
+        depth = hits['t_hit'].numpy()  # (H, W): ray parameter = optical z since dir z is 1
+        geometry = hits['geometry_ids'].numpy()    # (H, W) uint32, INVALID_ID on a miss
+        primitive = hits['primitive_ids'].numpy()  # (H, W) uint32
+        normals = hits['primitive_normals'].numpy()  # (H, W, 3), zero on a miss
+        valid = (geometry != o3d.t.geometry.RaycastingScene.INVALID_ID) \
+            & (depth >= cfg.min_range) & (depth <= cfg.max_range)
+        # Whole-image table look-ups: a miss reads the extra last row (background, id -1).
+        missing = len(self._offsets)
+        geometry = np.where(valid, geometry, missing).astype(np.intp)
+        index = self._offsets_ext[geometry] + np.where(valid, primitive, 0).astype(np.intp)
+        shade = 0.45 + 0.55 * np.abs(normals @ self.LIGHT.astype(np.float32))  # both faces lit
+        color = self._colors_ext[index] * shade[..., None]  # (H, W, 3)
+        instance_ids = self._instances_ext[geometry]
+        depth = np.where(valid, depth, np.nan).astype(np.float32)
+        if cfg.depth_noise > 0:
+            depth = depth + self.rng.normal(0.0, 1.0, depth.shape).astype(np.float32) \
+                * np.float32(cfg.depth_noise) * depth ** 2
+        if cfg.dropout > 0:
+            depth[self.rng.random(depth.shape) < cfg.dropout] = np.nan
+        if cfg.color_noise > 0:
+            color += self.rng.normal(0.0, cfg.color_noise, color.shape).astype(np.float32)
+        rgb = (np.clip(color, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        points = self._directions * depth[..., None]  # (H, W, 3), NaN where no depth
+        return Frame(rgb=rgb, depth=depth, points=points, instance_ids=instance_ids,
+                     intrinsics=cfg.intrinsics, camera_pose=pose, stamp=stamp)
