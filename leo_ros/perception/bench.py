@@ -35,10 +35,10 @@ class BaselineConfig:
     """Naive Open3D pipeline parameters (tuned on the mOSD learn scenes)."""
 
     voxel_size: float = 0.01
-    plane_distance: float = 0.015
+    plane_distance: float = 0.01
     ransac_iterations: int = 200
-    dbscan_eps: float = 0.02
-    dbscan_min_points: int = 10
+    dbscan_eps: float = 0.015
+    dbscan_min_points: int = 5
     min_object_points: int = 300
 
     def __post_init__(self):
@@ -173,6 +173,32 @@ def baseline(config):
     return lambda cloud: segment_baseline(cloud.xyz, config)
 
 
+#: grid searched by ``--tune-baseline`` (the defaults above are its best on mosd-learn)
+BASELINE_GRID = {'voxel_size': (0.005, 0.01), 'plane_distance': (0.01, 0.015, 0.02),
+                 'dbscan_eps': (0.015, 0.02, 0.03), 'dbscan_min_points': (5, 10)}
+
+
+def tune_baseline(files):
+    """
+    Grid-search the baseline on ``files``; best recall, then precision, then mIoU.
+
+    :return: (best BaselineConfig, list of (config, result))
+    """
+    import itertools
+
+    from tqdm import tqdm
+
+    names = list(BASELINE_GRID)
+    trials = []
+    combos = [dict(zip(names, values)) for values in itertools.product(*BASELINE_GRID.values())]
+    combos = [c for c in combos if c['dbscan_eps'] >= 1.5 * c['voxel_size']]
+    for combo in tqdm(combos, desc='tune baseline', file=sys.stderr):
+        config = BaselineConfig(**combo)
+        trials.append((config, evaluate(files, baseline(config))))
+    best = max(trials, key=lambda t: (t[1]['recall'], t[1]['precision'], t[1]['miou']))
+    return best[0], trials
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='leo-bench segmentation', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -180,17 +206,26 @@ def main(argv=None) -> int:
     parser.add_argument('--repeats', type=int, default=3,
                         help='timed runs per file for our method (default 3)')
     parser.add_argument('--no-baseline', action='store_true', help='skip the baseline')
+    parser.add_argument('--tune-baseline', action='store_true',
+                        help='grid-search the baseline parameters first and use the best')
     args = parser.parse_args(argv)
     files = sorted(Path(args.directory).glob('*.pcd'))
     if not files:
         print(f'no .pcd files in {args.directory}', file=sys.stderr)
         return 2
+    base_config = BaselineConfig()
+    if args.tune_baseline:
+        base_config, trials = tune_baseline(files)
+        for config, res in trials:
+            print(f'baseline {config}: recall {res["recall"]:.3f} precision '
+                  f'{res["precision"]:.3f} mIoU {res["miou"]:.3f} ms {res["ms_median"]:.1f}')
+        print(f'best baseline: {base_config}')
     from tqdm import tqdm
 
     with tqdm(total=len(files) * (1 if args.no_baseline else 2), desc='segmentation',
               file=sys.stderr) as progress:
         result = evaluate(files, ours(SegmentationConfig()), args.repeats, progress)
-        base = None if args.no_baseline else evaluate(files, baseline(BaselineConfig()), 1,
+        base = None if args.no_baseline else evaluate(files, baseline(base_config), 1,
                                                       progress)
     print(f'{"file":16s} {"hits":>5s} {"truth":>5s} {"pred":>5s} {"ms":>8s}')
     for name, h, t, p, ms in result['rows']:

@@ -53,8 +53,8 @@ class SegmentationConfig:
     ransac_iterations: int = 96
     ransac_samples: int = 2000          # points scored per hypothesis
     neighbor_distance: float = 0.02     # largest step between image neighbours at 1 m [m]
-    concave_angle_deg: float = 20.0     # cut where normals turn inwards by more than this
-    normal_step: int = 1                # half-width of the normal stencil [pixels]
+    concave_angle_deg: float = 15.0     # cut where normals turn inwards by more than this
+    normal_step: int = 2                # half-width of the normal stencil [pixels]
     smoothing: int = 3                  # box filter on the point image [pixels]
     stride: int = 2                     # organized clouds: graph on every stride-th pixel
     min_object_points: int = 300
@@ -351,7 +351,10 @@ def _upsample_labels(xyz, coarse_labels, coarse_state, coarse_points, planes, co
             block = xyz[row::stride, col::stride]                       # (<=h, <=w, 3) view
             out = labels[row::stride, col::stride]                      # view into labels
             rows, cols = block.shape[:2]
-            out[support[:rows, :cols]] = SUPPORT
+            on_support = support[:rows, :cols]
+            with np.errstate(invalid='ignore', over='ignore'):
+                finite = np.isfinite(block[on_support].sum(axis=-1))    # NaN/inf is no support
+            out[on_support] = np.where(finite, SUPPORT, NO_OBJECT)
             mask = on_object[:rows, :cols]
             points = block[mask].astype(np.float32)                     # (K', 3)
             if offset is not None:

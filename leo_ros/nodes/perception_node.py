@@ -1,0 +1,429 @@
+"""
+perception_node: live scene tokenizer.
+
+Subscribes ``camera/points`` (PointCloud2), or ``camera/depth`` + ``camera/camera_info``
+(+ ``camera/image`` for colour) with ``input:=depth``, all with sensor-data QoS. Callbacks only
+keep the newest frame; a worker thread segments it (leo_ros.perception) and publishes
+``/leo/scene_objects`` (leo_ros/SceneObjects), ``/leo/scene_markers`` (MarkerArray: box, label
+and id per object, colour fixed per id), ``/leo/segmented_points`` (PointCloud2 coloured by
+object) and ``/diagnostics``.
+
+The fixed frame comes from tf2 when tf2_ros is installed, else from ``camera/pose``
+(PoseStamped: the cloud's frame in the fixed frame); without either, objects stay in the cloud's
+frame and diagnostics say so. Parameters: docs/perception.md.
+"""
+
+from dataclasses import replace
+import sys
+import threading
+import time
+
+from leo_ros.perception.memory import SceneMemoryConfig
+from leo_ros.perception.pipeline import (label_cloud_colors, PerceptionConfig,
+                                         PerceptionPipeline, stable_colors)
+from leo_ros.perception.segmentation import SegmentationConfig
+import numpy as np
+
+#: ROS parameter -> (default, description). Segmentation and memory parameters map onto
+#: SegmentationConfig / SceneMemoryConfig fields of the same name (memory ones after 'memory_').
+PARAMETERS = {
+    'input': ('points', "'points': subscribe camera/points (PointCloud2); 'depth': "
+              'camera/depth + camera/camera_info (+ camera/image for colour)'),
+    'fixed_frame': ('map', 'frame the scene memory is kept in (REP-105)'),
+    'use_memory': (True, 'merge objects over frames with stable ids (false: current frame only)'),
+    'use_color': (True, "depth input: colour points from camera/image when its size matches"),
+    'pose_max_age': (1.0, 'camera/pose older than this relative to the cloud is ignored [s]; '
+                     '0 accepts any age'),
+    'points_per_object': (1024, 'points sampled per object for the object encoder (LEO: 1024)'),
+    'max_points': (4000000, 'clouds with more points are refused and counted as bad input'),
+    'publish_debug_cloud': (True, 'publish /leo/segmented_points, the cloud coloured by object'),
+    'diagnostics_period': (1.0, 'seconds between /diagnostics messages'),
+    'plane_distance': (SegmentationConfig.plane_distance,
+                       'support plane inlier distance at 1 m, grows with range^2 [m]'),
+    'plane_min_extent': (SegmentationConfig.plane_min_extent,
+                         'a support plane spans at least this in both directions [m]'),
+    'plane_min_fraction': (SegmentationConfig.plane_min_fraction,
+                           'a support plane holds at least this fraction of the valid points'),
+    'max_planes': (SegmentationConfig.max_planes, 'support planes searched per frame'),
+    'neighbor_distance': (SegmentationConfig.neighbor_distance,
+                          'largest step between neighbouring pixels of one surface at 1 m, '
+                          'grows with range [m]'),
+    'concave_angle_deg': (SegmentationConfig.concave_angle_deg,
+                          'cut surfaces where their normals turn inwards by more than this '
+                          '[deg]'),
+    'normal_step': (SegmentationConfig.normal_step, 'half-width of the normal stencil [pixels]'),
+    'stride': (SegmentationConfig.stride, 'organized clouds: segment every stride-th pixel, '
+               'then label all points'),
+    'min_object_points': (SegmentationConfig.min_object_points,
+                          'smaller clusters are not objects [points]'),
+    'max_objects': (SegmentationConfig.max_objects, 'objects per frame, largest first (LEO: 60)'),
+    'voxel_size': (SegmentationConfig.voxel_size, 'unorganized clouds: voxel grid [m]'),
+    'cluster_distance': (SegmentationConfig.cluster_distance,
+                         'unorganized clouds: voxels closer than this are one object [m]'),
+    'max_range': (SegmentationConfig.max_range, 'points farther than this are ignored [m]'),
+    'memory_voxel_size': (SceneMemoryConfig.voxel_size, 'scene memory overlap grid [m]'),
+    'memory_merge_overlap': (SceneMemoryConfig.merge_overlap,
+                             'join a tracked object when this fraction of the smaller one\'s '
+                             'voxels is shared'),
+    'memory_max_points_per_object': (SceneMemoryConfig.max_points_per_object,
+                                     'points kept per remembered object'),
+    'memory_max_objects': (SceneMemoryConfig.max_objects,
+                           'remembered objects; the least recently seen go first'),
+    'memory_forget_after': (SceneMemoryConfig.forget_after,
+                            'forget objects unseen for this long [s]; 0 never'),
+}
+SEGMENTATION_FIELDS = ('plane_distance', 'plane_min_extent', 'plane_min_fraction', 'max_planes',
+                       'neighbor_distance', 'concave_angle_deg', 'normal_step', 'stride',
+                       'min_object_points', 'max_objects', 'voxel_size', 'cluster_distance',
+                       'max_range')
+
+
+def declare_config(node):
+    """Declare every parameter with its description; return (settings dict, PerceptionConfig)."""
+    from rcl_interfaces.msg import ParameterDescriptor
+    values = {}
+    for name, (default, description) in PARAMETERS.items():
+        values[name] = node.declare_parameter(
+            name, default, ParameterDescriptor(description=description)).value
+    if values['input'] not in ('points', 'depth'):
+        raise ValueError(f"parameter input must be 'points' or 'depth', got {values['input']!r}")
+    segmentation = replace(SegmentationConfig(),
+                           **{name: values[name] for name in SEGMENTATION_FIELDS})
+    memory = SceneMemoryConfig(
+        voxel_size=values['memory_voxel_size'], merge_overlap=values['memory_merge_overlap'],
+        max_points_per_object=values['memory_max_points_per_object'],
+        max_objects=values['memory_max_objects'], forget_after=values['memory_forget_after'])
+    config = PerceptionConfig(segmentation=segmentation, memory=memory,
+                              use_memory=values['use_memory'],
+                              points_per_object=values['points_per_object'],
+                              max_points=values['max_points'])
+    return values, config
+
+
+class PerceptionNode:
+    """
+    The ROS adapter around :class:`~leo_ros.perception.pipeline.PerceptionPipeline`.
+
+    :param node: an rclpy Node
+    :param classify: optional ``classify(tokens) -> (labels, confidences)`` (see the pipeline)
+    """
+
+    def __init__(self, node, classify=None):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PoseStamped
+        from leo_ros.msg import SceneObjects
+        from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+        from visualization_msgs.msg import MarkerArray
+
+        self.node = node
+        self.settings, config = declare_config(node)
+        self.pipeline = PerceptionPipeline(config, classify=classify)
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.pending = None             # newest unprocessed frame (only one is ever kept)
+        self.camera_info = None
+        self.image = None
+        self.pose = None
+        self.output_frame = None
+        self.stats = {'received': 0, 'processed': 0, 'dropped': 0, 'bad': 0, 'objects': 0,
+                      'frame_objects': 0, 'ms_last': 0.0, 'ms_mean': 0.0, 'frame_status': 'no '
+                      'frame yet', 'transform': 'no frame yet', 'last_error': ''}
+        self._logged = set()
+
+        sensor = qos_profile_sensor_data
+        group = MutuallyExclusiveCallbackGroup()
+        if self.settings['input'] == 'points':
+            node.create_subscription(PointCloud2, 'camera/points', self.on_cloud, sensor,
+                                     callback_group=group)
+        else:
+            node.create_subscription(Image, 'camera/depth', self.on_depth, sensor,
+                                     callback_group=group)
+            node.create_subscription(CameraInfo, 'camera/camera_info', self.on_camera_info,
+                                     sensor, callback_group=group)
+            if self.settings['use_color']:
+                node.create_subscription(Image, 'camera/image', self.on_image, sensor,
+                                         callback_group=group)
+        self.tf_buffer = self._make_tf_buffer()
+        if self.tf_buffer is None:
+            node.create_subscription(PoseStamped, 'camera/pose', self.on_pose, 10,
+                                     callback_group=group)
+        self.objects_pub = node.create_publisher(SceneObjects, '/leo/scene_objects', 10)
+        self.markers_pub = node.create_publisher(MarkerArray, '/leo/scene_markers', 10)
+        self.cloud_pub = node.create_publisher(PointCloud2, '/leo/segmented_points', sensor)
+        self.diagnostics_pub = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        node.create_timer(float(self.settings['diagnostics_period']), self.publish_diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.worker = threading.Thread(target=self.run_worker, name='perception', daemon=True)
+        self.worker.start()
+
+    # --- callbacks: store the newest input only -------------------------------------------
+
+    def _enqueue(self, frame):
+        with self.lock:
+            self.stats['received'] += 1
+            if self.pending is not None:
+                self.stats['dropped'] += 1      # newest frame wins
+            self.pending = frame
+        self.wake.set()
+
+    def on_cloud(self, msg):
+        self._enqueue(('points', msg, None, None))
+
+    def on_depth(self, msg):
+        with self.lock:
+            info, image = self.camera_info, self.image
+        self._enqueue(('depth', msg, info, image))
+
+    def on_camera_info(self, msg):
+        with self.lock:
+            self.camera_info = msg
+
+    def on_image(self, msg):
+        with self.lock:
+            self.image = msg
+
+    def on_pose(self, msg):
+        with self.lock:
+            self.pose = msg
+
+    # --- worker ---------------------------------------------------------------------------
+
+    def run_worker(self):
+        while not self.stopping.is_set():
+            if not self.wake.wait(0.2):
+                continue
+            with self.lock:
+                frame, self.pending = self.pending, None
+                self.wake.clear()
+            if frame is not None:
+                self.process(frame)
+
+    def stop(self):
+        self.stopping.set()
+        self.wake.set()
+        self.worker.join(timeout=2.0)
+
+    def process(self, frame):
+        """Convert, segment and publish one frame; bad input is counted and logged once."""
+        from leo_ros.ros.conversions import ConversionError, stamp_to_seconds
+        kind, msg, info, image = frame
+        start = time.perf_counter()
+        try:
+            xyz, rgb = self._to_points(kind, msg, info, image)
+            camera_to_fixed, output_frame = self._camera_pose(msg)
+            if output_frame != self.output_frame:
+                self.pipeline.reset()   # memory in another frame is meaningless here
+                self.output_frame = output_frame
+            result = self.pipeline.process(xyz, rgb, camera_to_fixed, output_frame,
+                                           stamp_to_seconds(msg.header.stamp))
+        except (ConversionError, ValueError) as error:
+            self._bad_input(kind, error)
+            return
+        self._publish(msg, xyz, result)
+        elapsed = (time.perf_counter() - start) * 1e3
+        with self.lock:
+            stats = self.stats
+            stats['processed'] += 1
+            stats['ms_last'] = elapsed
+            stats['ms_mean'] += (elapsed - stats['ms_mean']) / min(stats['processed'], 20)
+            stats['frame_objects'] = len(result.frame_ids)
+            stats['objects'] = len(result.tokens)
+            stats['frame_status'] = 'ok'
+
+    def _to_points(self, kind, msg, info, image):
+        from leo_ros.ros.conversions import (ConversionError, depth_image_to_points,
+                                             EmptyCloudError, image_to_array,
+                                             pointcloud2_to_xyz_rgb)
+        count = int(msg.width) * int(msg.height)
+        if count > self.pipeline.config.max_points:
+            raise ValueError(f'{count} points, more than max_points '
+                             f'{self.pipeline.config.max_points}')
+        if kind == 'points':
+            try:
+                return pointcloud2_to_xyz_rgb(msg, organized=msg.height > 1)
+            except EmptyCloudError as error:
+                raise ValueError(f'empty cloud ({error})') from error
+        if info is None:
+            raise ConversionError('camera_info', 'no camera/camera_info received yet')
+        xyz = depth_image_to_points(msg, info)                             # (H, W, 3)
+        rgb = None
+        if image is not None:
+            try:
+                pixels = image_to_array(image)
+            except ConversionError as error:
+                self._log_once('image', f'camera/image ignored: {error}')
+                pixels = None
+            if pixels is not None and pixels.shape[:2] == xyz.shape[:2] and pixels.ndim == 3:
+                rgb = pixels[..., :3].astype(np.float32) / 255.0
+        return xyz, rgb
+
+    def _camera_pose(self, msg):
+        """Return (camera-to-fixed 4x4 or None, frame of the output) and note it for diagnostics."""
+        from leo_ros.ros.conversions import pose_to_matrix, stamp_to_seconds
+        fixed = self.settings['fixed_frame']
+        cloud_frame = msg.header.frame_id
+        if self.tf_buffer is not None:
+            matrix = self._tf_lookup(fixed, cloud_frame, msg.header.stamp)
+            if matrix is not None:
+                self.stats['transform'] = f'tf2 {cloud_frame} -> {fixed}'
+                return matrix, fixed
+        else:
+            with self.lock:
+                pose = self.pose
+            max_age = float(self.settings['pose_max_age'])
+            if pose is not None:
+                pose_time = stamp_to_seconds(pose.header.stamp)
+                age = abs(stamp_to_seconds(msg.header.stamp) - pose_time)
+                # A zero stamp means 'now' (static or unstamped poses).
+                if max_age <= 0 or pose_time == 0.0 or age <= max_age:
+                    self.stats['transform'] = f'camera/pose {cloud_frame} -> ' \
+                        f'{pose.header.frame_id or fixed}'
+                    return pose_to_matrix(pose.pose), pose.header.frame_id or fixed
+        self.stats['transform'] = f'no transform to {fixed}: using the cloud frame ' \
+            f'{cloud_frame!r}'
+        return None, cloud_frame
+
+    def _make_tf_buffer(self):
+        try:
+            import tf2_ros
+        except ImportError:
+            return None
+        buffer = tf2_ros.Buffer()
+        self._tf_listener = tf2_ros.TransformListener(buffer, self.node)
+        return buffer
+
+    def _tf_lookup(self, target, source, stamp):
+        import rclpy.time
+        try:
+            transform = self.tf_buffer.lookup_transform(
+                target, source, rclpy.time.Time.from_msg(stamp))
+        except Exception:  # tf2 raises several lookup/extrapolation types
+            return None
+        from geometry_msgs.msg import Pose
+        from leo_ros.ros.conversions import pose_to_matrix
+        t = transform.transform
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = (t.translation.x, t.translation.y,
+                                                             t.translation.z)
+        pose.orientation = t.rotation
+        return pose_to_matrix(pose)
+
+    def _bad_input(self, kind, error):
+        with self.lock:
+            self.stats['bad'] += 1
+            self.stats['frame_status'] = f'bad input: {error}'
+            self.stats['last_error'] = str(error)
+        key = (kind, str(error).split(':')[0][:40])
+        self._log_once(key, f'bad {kind} frame skipped: {error}')
+
+    def _log_once(self, key, text):
+        if key not in self._logged:
+            self._logged.add(key)
+            self.node.get_logger().warning(text + ' (logged once)')
+
+    # --- output ---------------------------------------------------------------------------
+
+    def _publish(self, msg, xyz, result):
+        from leo_ros.ros.conversions import scene_tokens_to_msg, xyz_rgb_to_pointcloud2
+        tokens = result.tokens
+        self.objects_pub.publish(scene_tokens_to_msg(tokens, stamp=msg.header.stamp))
+        self.markers_pub.publish(self._markers(tokens, msg.header.stamp))
+        if self.settings['publish_debug_cloud'] and self.cloud_pub.get_subscription_count():
+            colors = label_cloud_colors(result.segmentation.labels, result.frame_ids)
+            self.cloud_pub.publish(xyz_rgb_to_pointcloud2(
+                xyz, colors, frame_id=msg.header.frame_id, stamp=msg.header.stamp))
+
+    def _markers(self, tokens, stamp):
+        from visualization_msgs.msg import Marker, MarkerArray
+        markers = MarkerArray()
+        clear = Marker()
+        clear.action = Marker.DELETEALL
+        markers.markers.append(clear)
+        colors = stable_colors(tokens.ids)
+        for k in range(len(tokens)):
+            object_id = int(tokens.ids[k])
+            centre, size = tokens.centers[k], np.maximum(tokens.sizes[k], 0.005)
+            for namespace, kind in (('boxes', Marker.CUBE), ('labels', Marker.TEXT_VIEW_FACING)):
+                marker = Marker()
+                marker.header.frame_id = tokens.frame_id
+                marker.header.stamp = stamp
+                marker.ns, marker.id, marker.type, marker.action = namespace, object_id, kind, \
+                    Marker.ADD
+                marker.pose.position.x, marker.pose.position.y, marker.pose.position.z = (
+                    float(centre[0]), float(centre[1]), float(centre[2]))
+                marker.pose.orientation.w = 1.0
+                marker.color.r, marker.color.g, marker.color.b = (float(c) for c in colors[k])
+                if kind == Marker.CUBE:
+                    marker.scale.x, marker.scale.y, marker.scale.z = (float(s) for s in size)
+                    marker.color.a = 0.4
+                else:
+                    marker.pose.position.z += float(size[2]) / 2 + 0.03
+                    marker.scale.z = 0.04
+                    marker.color.a = 1.0
+                    marker.text = f'{object_id}: {tokens.labels[k]}'
+                markers.markers.append(marker)
+        return markers
+
+    def publish_diagnostics(self):
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+        with self.lock:
+            stats = dict(self.stats)
+        status = DiagnosticStatus()
+        status.name = f'{self.node.get_name()}: scene tokenizer'
+        status.hardware_id = 'perception'
+        no_transform = stats['transform'].startswith('no transform')
+        if stats['processed'] == 0 and stats['bad'] == 0:
+            status.level, status.message = DiagnosticStatus.WARN, 'waiting for frames'
+        elif stats['frame_status'] != 'ok':
+            status.level, status.message = DiagnosticStatus.WARN, stats['frame_status'][:200]
+        elif no_transform:
+            status.level, status.message = DiagnosticStatus.WARN, stats['transform']
+        else:
+            status.level, status.message = DiagnosticStatus.OK, 'ok'
+        status.values = [KeyValue(key=key, value=str(value)) for key, value in (
+            ('frames received', stats['received']), ('frames processed', stats['processed']),
+            ('frames dropped', stats['dropped']), ('bad frames', stats['bad']),
+            ('objects in scene', stats['objects']), ('objects in frame', stats['frame_objects']),
+            ('processing ms (last)', f'{stats["ms_last"]:.1f}'),
+            ('processing ms (mean)', f'{stats["ms_mean"]:.1f}'),
+            ('frame status', stats['frame_status']), ('transform', stats['transform']),
+            ('last error', stats['last_error']), ('output frame', self.output_frame or ''))]
+        array = DiagnosticArray()
+        array.header.stamp = self.node.get_clock().now().to_msg()
+        array.status = [status]
+        self.diagnostics_pub.publish(array)
+
+
+def main(argv=None) -> int:
+    from leo_ros.ros.env import apply_ros_environment
+    apply_ros_environment()
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    rclpy.init(args=sys.argv if argv is None else argv)
+    node = rclpy.create_node('perception_node')
+    try:
+        perception = PerceptionNode(node)
+    except ValueError as error:
+        node.get_logger().error(f'bad parameter: {error}')
+        node.destroy_node()
+        rclpy.try_shutdown()
+        return 2
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        perception.stop()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
