@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+import sys
 
 #: Set by the ROS wheels' .pth bootstrapper after it re-execs Python with LD_LIBRARY_PATH; a
 #: child started from another interpreter that inherits it skips the re-exec and cannot load
@@ -30,13 +31,18 @@ def share_directory() -> Path:
     """
     Return leo_ros's share directory (launch/, config/).
 
-    Uses the ament index when the package is installed, else the source tree.
+    Uses the ament index when the package is installed (in a ROS workspace, or in the
+    virtual environment of ROS wheels, which is its own ament prefix), else the source tree.
     """
     try:
         from ament_index_python.packages import get_package_share_directory
         return Path(get_package_share_directory('leo_ros'))
-    except Exception:  # not installed, or no ament index: run from the source tree
-        return Path(__file__).resolve().parents[2]
+    except Exception:  # no AMENT_PREFIX_PATH, or not installed there
+        pass
+    in_prefix = Path(sys.prefix) / 'share' / 'leo_ros'
+    if (in_prefix / 'package.xml').is_file():
+        return in_prefix
+    return Path(__file__).resolve().parents[2]
 
 
 def dds_profile_path() -> Path:
@@ -55,6 +61,10 @@ def apply_ros_environment(environ=None) -> dict:
     """
     environ = os.environ if environ is None else environ
     environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    # In a virtual environment of ROS wheels, the environment itself is the ament prefix.
+    if not environ.get('AMENT_PREFIX_PATH') and \
+            (Path(sys.prefix) / 'share' / 'ament_index').is_dir():
+        environ['AMENT_PREFIX_PATH'] = sys.prefix
     if not any(environ.get(name) for name in PROFILE_VARIABLES):
         profile = dds_profile_path()
         if profile.is_file():

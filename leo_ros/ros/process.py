@@ -1,9 +1,11 @@
 """Start and stop leo_ros processes (nodes, tools) with the right environment."""
 
+import collections
 import os
 from pathlib import Path
 import signal
 import subprocess
+import threading
 import time
 
 from leo_ros.ros.env import child_environment
@@ -13,22 +15,48 @@ class ManagedProcess:
     """
     A child process in its own process group, stopped with SIGINT, then harder.
 
+    A reader thread drains its output (so a chatty child never blocks on a full pipe), keeps
+    the last lines, and optionally writes them to a log file and echoes them with a prefix.
+
     :param argv: command line
     :param name: short name for logs
     :param env: extra environment variables
-    :param log_path: file that receives stdout and stderr (default: a pipe read on stop)
+    :param log_path: file that receives everything the child prints
+    :param echo: print each line as ``[name] line`` on this process's stdout
+    :param tail_lines: how many of the last lines to keep in :attr:`output`
     """
 
-    def __init__(self, argv, name=None, env=None, log_path=None):
+    def __init__(self, argv, name=None, env=None, log_path=None, echo=False, tail_lines=400):
         self.argv = [str(arg) for arg in argv]
         self.name = name or Path(self.argv[0]).name
         self.log_path = Path(log_path) if log_path else None
-        self._log_file = open(self.log_path, 'wb') if self.log_path else None
+        self.echo = echo
+        self._tail = collections.deque(maxlen=tail_lines)
         self.process = subprocess.Popen(
             self.argv, env=child_environment(env), start_new_session=True,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file or subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.output = ''
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        log = open(self.log_path, 'w') if self.log_path else None
+        try:
+            for raw in self.process.stdout:
+                line = raw.decode(errors='replace').rstrip('\n')
+                self._tail.append(line)
+                if log:
+                    log.write(line + '\n')
+                    log.flush()
+                if self.echo:
+                    print(f'[{self.name}] {line}', flush=True)
+        finally:
+            if log:
+                log.close()
+
+    @property
+    def output(self) -> str:
+        """Return the last lines the process printed."""
+        return '\n'.join(self._tail)
 
     def poll(self):
         """Return the exit code, or None while running."""
@@ -47,11 +75,7 @@ class ManagedProcess:
                 continue
         _signal_group(self.process.pid, signal.SIGKILL)  # leftovers of the group
         self.process.wait()
-        if self.process.stdout is not None:
-            self.output = self.process.stdout.read().decode(errors='replace')
-        if self._log_file:
-            self._log_file.close()
-            self.output = self.log_path.read_text(errors='replace')
+        self._reader.join(timeout=2.0)
         return self.process.returncode
 
     def wait_for_exit(self, timeout) -> int:

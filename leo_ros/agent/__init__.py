@@ -1,0 +1,1 @@
+"""The agent's ROS-free logic: instruction checks, the safety gate, the node set."""

@@ -1,0 +1,84 @@
+"""
+leo-agent: start the agent's nodes as processes, from the same description as agent.launch.py.
+
+``ros2 launch`` is not installable from the ROS wheels, so this runner reads
+leo_ros.agent.node_set (which the launch file reads too) and starts each node with the same
+``--ros-args``. ``--sim`` also starts the built-in world. Ctrl-C stops everything; if a node
+dies, the others are stopped and the exit status is 1.
+"""
+
+import argparse
+from dataclasses import fields
+import shutil
+import signal
+import sys
+import time
+
+from leo_ros.agent.node_set import agent_nodes, AgentArguments, ros_arguments
+
+
+def build_parser():
+    """Return the argument parser: one option per AgentArguments field."""
+    parser = argparse.ArgumentParser(prog='leo-agent', description=__doc__.strip().split('\n')[0])
+    defaults = AgentArguments()
+    for spec in fields(AgentArguments):
+        option = '--' + spec.name.replace('_', '-')
+        default = getattr(defaults, spec.name)
+        if isinstance(default, bool):
+            parser.add_argument(option, action='store_true', help=f'(launch: {spec.name})')
+        else:
+            parser.add_argument(option, default=default, help=f'(launch: {spec.name}, '
+                                f'default {default!r})')
+    parser.add_argument('--sim', dest='use_sim', action='store_true',
+                        help='same as --use-sim: also start the built-in world')
+    return parser
+
+
+def resolve_executable(spec):
+    """Return the path of a node's executable, or raise with what is missing."""
+    found = shutil.which(spec.executable)
+    if found is None:
+        raise FileNotFoundError(f'{spec.executable} ({spec.package}) is not on PATH')
+    return found
+
+
+def main(argv=None) -> int:
+    options = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        args = AgentArguments(**{name: getattr(options, name) for name in
+                                 AgentArguments.names()})
+        specs = agent_nodes(args)
+        commands = [[resolve_executable(spec)] + ros_arguments(spec, args) for spec in specs]
+    except (ValueError, FileNotFoundError) as error:
+        print(f'leo-agent: {error}', file=sys.stderr)
+        return 2
+
+    from leo_ros.ros.process import ManagedProcess
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    processes = []
+    status = 0
+    try:
+        for spec, command in zip(specs, commands):
+            processes.append(ManagedProcess(command, name=spec.name, echo=True))
+            print(f'leo-agent: started {spec.name} (pid {processes[-1].process.pid})',
+                  flush=True)
+        while not stopping:
+            dead = [p for p in processes if p.poll() is not None]
+            if dead:
+                for process in dead:
+                    print(f'leo-agent: {process.name} exited with {process.poll()}; stopping',
+                          file=sys.stderr, flush=True)
+                status = 1
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in reversed(processes):
+            process.stop()
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())
