@@ -11,7 +11,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from leo_ros.agent.node_set import AgentArguments, agent_nodes
+from leo_ros.agent.node_set import agent_nodes, AgentArguments
 
 
 def _nodes(context):

@@ -42,7 +42,7 @@ class AgentArguments:
             raise ValueError(f'AgentArguments.dtype must be auto, float32, bfloat16 or float16, '
                              f'got {self.dtype!r}')
         if not (self.device in ('auto', 'cpu', 'cuda') or self.device.startswith('cuda:')):
-            raise ValueError(f"AgentArguments.device must be auto, cpu, cuda or cuda:N, got "
+            raise ValueError(f'AgentArguments.device must be auto, cpu, cuda or cuda:N, got '
                              f'{self.device!r}')
         if self.namespace and not self.namespace.replace('/', '').replace('_', '').isalnum():
             raise ValueError(f'AgentArguments.namespace is not a valid ROS name: '
