@@ -15,6 +15,7 @@ BENCHMARKS = {
     'actions': ('leo_ros.actions.bench', 'action tokenizer error and tokens per action'),
     'policy': ('leo_ros.model.bench', 'policy decision latency with 60 objects'),
     'e2e': ('leo_ros.tools.bench_e2e', 'instruction in -> first command out, with the world'),
+    'sim': ('leo_ros.sim.bench', 'world render time per frame and data-engine throughput'),
 }
 
 

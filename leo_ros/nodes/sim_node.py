@@ -1,0 +1,400 @@
+"""
+sim_node: the built-in world live on ROS 2 topics.
+
+Publishes the robot's RGB-D camera (``camera/image``, ``camera/depth``, ``camera/camera_info``,
+``camera/points`` with a per-point ``instance`` field, ``camera/pose``), ``odom`` and
+``robot_pose``; follows ``goal_pose``, ``cmd_vel`` and ``leo/manipulator_command``; offers
+``sim/reset`` (leo_ros/srv/ResetWorld) and ``sim/task_status`` (leo_ros/srv/TaskStatus);
+reports refusals on ``sim/status``. The world is stepped and rendered in a worker thread;
+callbacks only enqueue.
+"""
+
+from collections import deque
+from dataclasses import asdict, dataclass
+import json
+import math
+import threading
+import time
+
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped, Twist
+from leo_ros.actions.types import EEDelta
+from leo_ros.msg import ManipulatorCommand
+from leo_ros.ros.conversions import (array_to_image, matrix_to_pose, pose_stamped,
+                                     quaternion_to_yaw, xyz_rgb_to_pointcloud2)
+from leo_ros.ros.env import apply_ros_environment
+from leo_ros.sim.render import CameraConfig
+from leo_ros.sim.world import World, WorldConfig
+from leo_ros.srv import ResetWorld, TaskStatus
+from nav_msgs.msg import Odometry
+import numpy as np
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from rcl_interfaces.msg import ParameterDescriptor
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import String
+
+
+@dataclass
+class SimNodeConfig:
+    """
+    The node's settings (ROS parameters of the same names).
+
+    :param rate: frames and world steps per second [Hz]
+    :param seed: scene seed at start
+    :param task_family: task drawn at start ('' for none)
+    :param width: image width [px]
+    :param height: image height [px]
+    :param fov_x: horizontal field of view [deg]
+    :param depth_noise: depth noise std at 1 m [m]
+    :param dropout: share of pixels without depth
+    :param publish_points: publish camera/points (the largest message)
+    :param publish_clock: publish /clock with simulated time and stamp with it
+    :param map_frame: fixed frame of poses and goals
+    :param odom_frame: odometry frame (equal to the map here: no drift)
+    :param base_frame: robot base frame
+    :param camera_frame: camera optical frame
+    """
+
+    rate: float = 10.0
+    seed: int = 0
+    task_family: str = ''
+    width: int = 640
+    height: int = 480
+    fov_x: float = 69.0
+    depth_noise: float = 0.0
+    dropout: float = 0.0
+    publish_points: bool = True
+    publish_clock: bool = False
+    map_frame: str = 'map'
+    odom_frame: str = 'odom'
+    base_frame: str = 'base_link'
+    camera_frame: str = 'camera_optical_frame'
+
+    def __post_init__(self):
+        if not 0.1 <= self.rate <= 200.0:
+            raise ValueError(f'SimNodeConfig.rate must be in [0.1, 200] Hz, got {self.rate}')
+        for name in ('map_frame', 'odom_frame', 'base_frame', 'camera_frame'):
+            if not getattr(self, name):
+                raise ValueError(f'SimNodeConfig.{name} must not be empty')
+        # Camera values are checked by CameraConfig.
+        self.camera()
+
+    def camera(self) -> CameraConfig:
+        """Return the camera configuration."""
+        return CameraConfig(width=self.width, height=self.height, fov_x=self.fov_x,
+                            depth_noise=self.depth_noise, dropout=self.dropout)
+
+
+DESCRIPTIONS = {
+    'rate': 'frames and world steps per second [Hz]',
+    'seed': 'scene seed at start',
+    'task_family': 'task drawn at start: nav, pick_place, plan, qa, ... ("" for none)',
+    'width': 'camera image width [px]',
+    'height': 'camera image height [px]',
+    'fov_x': 'horizontal field of view [deg]',
+    'depth_noise': 'depth noise std at 1 m [m], grows with depth squared',
+    'dropout': 'share of pixels without depth',
+    'publish_points': 'publish camera/points (organized PointCloud2 with instance ids)',
+    'publish_clock': 'publish /clock with simulated time and stamp messages with it',
+    'map_frame': 'fixed frame of poses and goals',
+    'odom_frame': 'odometry frame (identical to the map: no drift)',
+    'base_frame': 'robot base frame',
+    'camera_frame': 'camera optical frame',
+}
+
+
+class SimNode(Node):
+    """The world, stepped and rendered in a worker thread."""
+
+    def __init__(self):
+        super().__init__('sim_node')
+        defaults = asdict(SimNodeConfig())
+        for name, value in defaults.items():
+            self.declare_parameter(name, value, ParameterDescriptor(description=DESCRIPTIONS[name]))
+        self.config = SimNodeConfig(**{name: self.get_parameter(name).value
+                                       for name in defaults})
+        self.world = World(self.config.seed, WorldConfig(camera=self.config.camera()))
+        self.task = None
+        self._commands = deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+        sensor = qos_profile_sensor_data
+        latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.pub_image = self.create_publisher(Image, 'camera/image', sensor)
+        self.pub_depth = self.create_publisher(Image, 'camera/depth', sensor)
+        self.pub_info = self.create_publisher(CameraInfo, 'camera/camera_info', sensor)
+        self.pub_points = self.create_publisher(PointCloud2, 'camera/points', sensor)
+        self.pub_camera_pose = self.create_publisher(PoseStamped, 'camera/pose', 10)
+        self.pub_odom = self.create_publisher(Odometry, 'odom', 10)
+        self.pub_pose = self.create_publisher(PoseStamped, 'robot_pose', 10)
+        self.pub_status = self.create_publisher(String, 'sim/status', latched)
+        self.pub_clock = None
+        if self.config.publish_clock:
+            from rosgraph_msgs.msg import Clock
+            self.pub_clock = self.create_publisher(Clock, '/clock', 10)
+
+        inputs = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(PoseStamped, 'goal_pose', self._on_goal, 10,
+                                 callback_group=inputs)
+        self.create_subscription(Twist, 'cmd_vel', self._on_cmd_vel, 10, callback_group=inputs)
+        self.create_subscription(ManipulatorCommand, 'leo/manipulator_command',
+                                 self._on_manipulator, 10, callback_group=inputs)
+        services = MutuallyExclusiveCallbackGroup()
+        self.create_service(ResetWorld, 'sim/reset', self._on_reset, callback_group=services)
+        self.create_service(TaskStatus, 'sim/task_status', self._on_status,
+                            callback_group=services)
+
+        if self.config.task_family:
+            self._draw_task(self.config.task_family, 0)
+        self._worker = threading.Thread(target=self._run, name='sim_worker', daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'sim_node: scene {self.config.seed} '
+            f'({self.world.scene.width:.1f} x {self.world.scene.depth:.1f} m, '
+            f'{len(self.world.scene.objects)} objects) at {self.config.rate} Hz, '
+            f'{self.config.width}x{self.config.height}')
+
+    # ---- callbacks: enqueue only
+    def _on_goal(self, msg):
+        self._commands.append(('goal', msg))
+
+    def _on_cmd_vel(self, msg):
+        self._commands.append(('cmd_vel', msg))
+
+    def _on_manipulator(self, msg):
+        self._commands.append(('manipulator', msg))
+
+    def _on_reset(self, request, response):
+        done = threading.Event()
+        self._commands.append(('reset', (request, response, done)))
+        if not done.wait(30.0):
+            response.success, response.message = False, 'reset timed out in the worker'
+        return response
+
+    def _on_status(self, request, response):
+        done = threading.Event()
+        self._commands.append(('status', (request, response, done)))
+        if not done.wait(10.0):
+            response.detail = 'status timed out in the worker'
+        return response
+
+    # ---- worker
+    def _run(self):
+        period = 1.0 / self.config.rate
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self._tick(period)
+            except Exception as exc:  # keep the world running; say what broke
+                if not self.context.ok():
+                    break  # shutting down: publishers are gone
+                self.get_logger().error(f'sim step failed: {exc!r}')
+            next_tick += period
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:
+                next_tick = time.monotonic()  # running late: newest frame wins, no catch-up
+
+    def _tick(self, period):
+        with self._lock:
+            while self._commands:
+                kind, payload = self._commands.popleft()
+                self._handle(kind, payload)
+            self.world.step(period)
+            frame = self.world.observe()
+            pose = self.world.robot_pose
+            velocity = getattr(self.world, 'velocity_now', (0.0, 0.0))
+            sim_time = self.world.time
+        self._publish(frame, pose, velocity, sim_time)
+
+    def _stamp(self, sim_time) -> Time:
+        if self.pub_clock is not None:
+            return Time(sec=int(sim_time), nanosec=int((sim_time % 1.0) * 1e9) % 1_000_000_000)
+        return self.get_clock().now().to_msg()
+
+    def _publish(self, frame, pose, velocity, sim_time):
+        cfg = self.config
+        stamp = self._stamp(sim_time)
+        if self.pub_clock is not None:
+            from rosgraph_msgs.msg import Clock
+            self.pub_clock.publish(Clock(clock=stamp))
+        self.pub_image.publish(array_to_image(frame.rgb, 'rgb8', cfg.camera_frame, stamp))
+        self.pub_depth.publish(array_to_image(frame.depth, '32FC1', cfg.camera_frame, stamp))
+        info = CameraInfo()
+        info.header.frame_id = cfg.camera_frame
+        info.header.stamp = stamp
+        info.height, info.width = frame.rgb.shape[:2]
+        info.distortion_model = 'plumb_bob'
+        info.d = [0.0] * 5
+        k = frame.intrinsics
+        info.k = [float(v) for v in k.ravel()]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.p = [k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
+        info.p = [float(v) for v in info.p]
+        self.pub_info.publish(info)
+        if cfg.publish_points:
+            self.pub_points.publish(xyz_rgb_to_pointcloud2(
+                frame.points, frame.rgb, cfg.camera_frame, stamp,
+                extra_fields={'instance': frame.instance_ids}))
+        camera = PoseStamped()
+        camera.header.frame_id = cfg.map_frame
+        camera.header.stamp = stamp
+        camera.pose = matrix_to_pose(frame.camera_pose)
+        self.pub_camera_pose.publish(camera)
+        robot = pose_stamped(*pose, frame_id=cfg.map_frame, stamp=stamp)
+        self.pub_pose.publish(robot)
+        odom = Odometry()
+        odom.header.frame_id = cfg.odom_frame
+        odom.header.stamp = stamp
+        odom.child_frame_id = cfg.base_frame
+        odom.pose.pose = robot.pose
+        odom.twist.twist.linear.x, odom.twist.twist.angular.z = (float(v) for v in velocity)
+        self.pub_odom.publish(odom)
+
+    def _say(self, text, error=False):
+        (self.get_logger().warn if error else self.get_logger().info)(text)
+        self.pub_status.publish(String(data=text))
+
+    def _handle(self, kind, payload):
+        if kind == 'goal':
+            self._handle_goal(payload)
+        elif kind == 'cmd_vel':
+            self.world.set_velocity(payload.linear.x, payload.angular.z)
+        elif kind == 'manipulator':
+            self._handle_manipulator(payload)
+        elif kind == 'reset':
+            self._handle_reset(*payload)
+        elif kind == 'status':
+            self._handle_status(*payload)
+
+    def _handle_goal(self, msg):
+        frame = msg.header.frame_id
+        if frame not in ('', self.config.map_frame):
+            self._say(f'refused goal: frame {frame!r} is not {self.config.map_frame!r} '
+                      f'(no tf here)', error=True)
+            return
+        x, y = msg.pose.position.x, msg.pose.position.y
+        try:
+            yaw = quaternion_to_yaw(msg.pose.orientation)
+        except ValueError as exc:
+            self._say(f'refused goal: {exc}', error=True)
+            return
+        if not all(math.isfinite(v) for v in (x, y, yaw)):
+            self._say(f'refused goal: not finite ({x}, {y}, {yaw})', error=True)
+            return
+        result = self.world.set_goal(x, y, yaw)
+        self._say(('goal accepted: ' if result.ok else 'refused goal: ') + result.message,
+                  error=not result.ok)
+
+    def _handle_manipulator(self, msg):
+        world = self.world
+        if msg.object_id and msg.object_id not in world.scene.objects:
+            self._say(f'refused manipulator command: no object {msg.object_id} in scene '
+                      f'{world.scene_seed} (ids {sorted(world.scene.objects)})', error=True)
+            return
+        pick, place = msg.pick_pose.position, msg.place_pose.position
+        place_yaw = quaternion_to_yaw(msg.place_pose.orientation)
+        if msg.kind == ManipulatorCommand.KIND_STOP:
+            world.stop()
+            self._say('stopped')
+            return
+        if msg.kind == ManipulatorCommand.KIND_EE_DELTA:
+            result = world.ee_delta(EEDelta(place.x, place.y, place.z, place_yaw, msg.gripper))
+        elif msg.kind in (ManipulatorCommand.KIND_PICK, ManipulatorCommand.KIND_PICK_PLACE):
+            result = world.pick(msg.object_id) if msg.object_id else \
+                world.pick_at(pick.x, pick.y, pick.z)
+            if result.ok and msg.kind == ManipulatorCommand.KIND_PICK_PLACE:
+                pick_yaw = quaternion_to_yaw(msg.pick_pose.orientation)
+                result = world.place_at(place.x, place.y, place.z, place_yaw - pick_yaw)
+                if not result.ok:  # put it back where it was
+                    world.place_at(pick.x, pick.y, pick.z)
+        elif msg.kind == ManipulatorCommand.KIND_PLACE:
+            result = world.place_at(place.x, place.y, place.z)
+        else:
+            self._say(f'refused manipulator command: unknown kind {msg.kind}', error=True)
+            return
+        self._say(('manipulation: ' if result.ok else 'refused manipulator command: ')
+                  + result.message, error=not result.ok)
+
+    def _draw_task(self, family, task_seed):
+        from leo_ros.data.engine import TaskSampler
+        self.task = TaskSampler().sample(self.world, family, np.random.default_rng(task_seed))
+        if self.task.situation is not None:
+            self.world.set_robot_pose(*self.task.situation)
+
+    def _handle_reset(self, request, response, done):
+        try:
+            self.world.reset(int(request.seed))
+            self.task = None
+            if request.task_family:
+                self._draw_task(request.task_family, int(request.task_seed))
+            response.success = True
+            response.message = (f'scene {request.seed}: {len(self.world.scene.objects)} '
+                                f'objects, robot at '
+                                f'{tuple(round(v, 2) for v in self.world.robot_pose)}')
+            if self.task is not None:
+                response.instruction = self.task.instruction
+                response.task_json = json.dumps({
+                    'family': self.task.family, 'instruction': self.task.instruction,
+                    'target_ids': list(self.task.target_ids), 'answer': self.task.answer,
+                    'situation': list(self.task.situation or ())})
+            self._say(response.message)
+        except (ValueError, KeyError) as exc:
+            response.success, response.message = False, str(exc)
+            self._say(f'reset failed: {exc}', error=True)
+        finally:
+            done.set()
+
+    def _handle_status(self, request, response, done):
+        try:
+            response.has_task = self.task is not None
+            if self.task is not None:
+                task = self.task
+                response.family, response.instruction = task.family, task.instruction
+                response.success = bool(self.world.task_success(task, request.answer or None))
+                if task.family == 'nav':
+                    gap, heading = self.world.nav_error(task.target_ids[0])
+                    response.detail = f'gap {gap:.2f} m, heading error {math.degrees(heading):.0f} deg'
+                elif task.family in ('pick_place', 'plan'):
+                    obj = self.world.scene.object(task.target_ids[0])
+                    response.detail = (f'object {obj.id} rests on '
+                                       f'{self.world.graph.support(obj.id)}, held '
+                                       f'{self.world.held_id}')
+                else:
+                    response.detail = 'answer compared case- and punctuation-insensitively'
+            else:
+                response.detail = 'no task: call sim/reset with a task_family'
+        finally:
+            done.set()
+
+    def destroy_node(self):
+        self._stop.set()
+        self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args=None):
+    apply_ros_environment()
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SimNode()
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()
