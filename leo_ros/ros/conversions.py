@@ -47,7 +47,7 @@ IMAGE_ENCODINGS = {
 }
 
 
-def _stamp(stamp):
+def to_stamp(stamp):
     """Return a builtin_interfaces/Time from a Time message, float seconds or None."""
     header = Header()
     if stamp is None:
@@ -243,7 +243,7 @@ def xyz_rgb_to_pointcloud2(xyz, rgb=None, frame_id='', stamp=None, extra_fields=
         cloud[name] = values.reshape(-1)
     msg = PointCloud2()
     msg.header.frame_id = frame_id
-    msg.header.stamp = _stamp(stamp)
+    msg.header.stamp = to_stamp(stamp)
     msg.height, msg.width = height, width
     msg.fields = [PointField(name=name, offset=dtype.fields[name][1],
                              datatype=_NUMPY_TO_POINT_FIELD[np.dtype(kind)], count=1)
@@ -312,7 +312,7 @@ def array_to_image(image, encoding, frame_id='', stamp=None) -> Image:
     image = np.ascontiguousarray(image.astype(np.dtype(kind).newbyteorder('<')))
     msg = Image()
     msg.header.frame_id = frame_id
-    msg.header.stamp = _stamp(stamp)
+    msg.header.stamp = to_stamp(stamp)
     msg.height, msg.width = image.shape[:2]
     msg.encoding = encoding
     msg.is_bigendian = 0
@@ -417,7 +417,7 @@ def pose_stamped(x, y, yaw, frame_id='map', stamp=None, z=0.0) -> PoseStamped:
     """Return a planar PoseStamped (a navigation goal)."""
     msg = PoseStamped()
     msg.header.frame_id = frame_id
-    msg.header.stamp = _stamp(stamp)
+    msg.header.stamp = to_stamp(stamp)
     msg.pose.position = Point(x=float(x), y=float(y), z=float(z))
     msg.pose.orientation = yaw_to_quaternion(yaw)
     return msg
@@ -438,7 +438,7 @@ def scene_tokens_to_msg(tokens: SceneTokens, stamp=None):
     from leo_ros.msg import SceneObject, SceneObjects
     msg = SceneObjects()
     msg.header.frame_id = tokens.frame_id
-    msg.header.stamp = _stamp(tokens.stamp if stamp is None else stamp)
+    msg.header.stamp = to_stamp(tokens.stamp if stamp is None else stamp)
     for k in range(len(tokens)):
         obj = SceneObject()
         obj.id = int(tokens.ids[k])
