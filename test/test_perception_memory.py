@@ -37,14 +37,14 @@ def test_memory_bounds_points_and_objects():
     memory.update([cube((0, 0, 0), seed=3)], [None], stamp=1.0)
     assert all(len(o.xyz) <= 300 for o in memory.objects)
     memory.update([cube((5, 5, 5))], [None], stamp=2.0)        # evicts object 1 (oldest seen)
-    assert [o.id for o in memory.objects] == [0, 2]
+    assert [o.object_id for o in memory.objects] == [0, 2]
 
 
 def test_memory_forgets_after_timeout_and_never_reuses_ids():
     memory = SceneMemory(SceneMemoryConfig(forget_after=5.0))
     memory.update([cube((0, 0, 0))], [None], stamp=0.0)
     memory.update([cube((3, 0, 0))], [None], stamp=10.0)
-    assert [o.id for o in memory.objects] == [1]
+    assert [o.object_id for o in memory.objects] == [1]
     memory.clear()
     assert memory.update([cube((0, 0, 0))], [None], stamp=11.0) == [2]
 

@@ -31,7 +31,7 @@ PARAMETERS = {
               'camera/depth + camera/camera_info (+ camera/image for colour)'),
     'fixed_frame': ('map', 'frame the scene memory is kept in (REP-105)'),
     'use_memory': (True, 'merge objects over frames with stable ids (false: current frame only)'),
-    'use_color': (True, "depth input: colour points from camera/image when its size matches"),
+    'use_color': (True, 'depth input: colour points from camera/image when its size matches'),
     'pose_max_age': (1.0, 'camera/pose older than this relative to the cloud is ignored [s]; '
                      '0 accepts any age'),
     'points_per_object': (1024, 'points sampled per object for the object encoder (LEO: 1024)'),
@@ -63,8 +63,8 @@ PARAMETERS = {
     'max_range': (SegmentationConfig.max_range, 'points farther than this are ignored [m]'),
     'memory_voxel_size': (SceneMemoryConfig.voxel_size, 'scene memory overlap grid [m]'),
     'memory_merge_overlap': (SceneMemoryConfig.merge_overlap,
-                             'join a tracked object when this fraction of the smaller one\'s '
-                             'voxels is shared'),
+                             'join a tracked object when this fraction of the voxels of the '
+                             'smaller one is shared'),
     'memory_max_points_per_object': (SceneMemoryConfig.max_points_per_object,
                                      'points kept per remembered object'),
     'memory_max_objects': (SceneMemoryConfig.max_objects,
@@ -129,6 +129,7 @@ class PerceptionNode:
         self.pose = None
         self.output_frame = None
         self.stats = {'received': 0, 'processed': 0, 'dropped': 0, 'bad': 0, 'objects': 0,
+                      'frames without objects': 0,
                       'frame_objects': 0, 'ms_last': 0.0, 'ms_mean': 0.0, 'frame_status': 'no '
                       'frame yet', 'transform': 'no frame yet', 'last_error': ''}
         self._logged = set()
@@ -198,8 +199,12 @@ class PerceptionNode:
             with self.lock:
                 frame, self.pending = self.pending, None
                 self.wake.clear()
-            if frame is not None:
+            if frame is None:
+                continue
+            try:
                 self.process(frame)
+            except Exception as error:  # the worker must outlive any one frame
+                self._bad_input('internal', error)
 
     def stop(self):
         self.stopping.set()
@@ -222,6 +227,9 @@ class PerceptionNode:
         except (ConversionError, ValueError) as error:
             self._bad_input(kind, error)
             return
+        if len(result.frame_ids) == 0:
+            self._log_once('no objects', 'a frame without objects (one plane, or nothing on '
+                           'it): publishing the remembered scene', level='info')
         self._publish(msg, xyz, result)
         elapsed = (time.perf_counter() - start) * 1e3
         with self.lock:
@@ -230,6 +238,7 @@ class PerceptionNode:
             stats['ms_last'] = elapsed
             stats['ms_mean'] += (elapsed - stats['ms_mean']) / min(stats['processed'], 20)
             stats['frame_objects'] = len(result.frame_ids)
+            stats['frames without objects'] += int(len(result.frame_ids) == 0)
             stats['objects'] = len(result.tokens)
             stats['frame_status'] = 'ok'
 
@@ -243,12 +252,17 @@ class PerceptionNode:
                              f'{self.pipeline.config.max_points}')
         if kind == 'points':
             try:
-                return pointcloud2_to_xyz_rgb(msg, organized=msg.height > 1)
+                xyz, rgb = pointcloud2_to_xyz_rgb(msg, organized=msg.height > 1)
             except EmptyCloudError as error:
                 raise ValueError(f'empty cloud ({error})') from error
+            if not np.isfinite(xyz[..., 2]).any():      # conversions set invalid points to NaN
+                raise ValueError('no valid point in the cloud (all NaN/inf)')
+            return xyz, rgb
         if info is None:
             raise ConversionError('camera_info', 'no camera/camera_info received yet')
         xyz = depth_image_to_points(msg, info)                             # (H, W, 3)
+        if not np.isfinite(xyz[..., 2]).any():
+            raise ValueError('no valid depth in the image')
         rgb = None
         if image is not None:
             try:
@@ -261,7 +275,7 @@ class PerceptionNode:
         return xyz, rgb
 
     def _camera_pose(self, msg):
-        """Return (camera-to-fixed 4x4 or None, frame of the output) and note it for diagnostics."""
+        """Return (camera-to-fixed (4, 4) or None, output frame); note it for diagnostics."""
         from leo_ros.ros.conversions import pose_to_matrix, stamp_to_seconds
         fixed = self.settings['fixed_frame']
         cloud_frame = msg.header.frame_id
@@ -319,10 +333,14 @@ class PerceptionNode:
         key = (kind, str(error).split(':')[0][:40])
         self._log_once(key, f'bad {kind} frame skipped: {error}')
 
-    def _log_once(self, key, text):
+    def _log_once(self, key, text, level='warning'):
         if key not in self._logged:
             self._logged.add(key)
-            self.node.get_logger().warning(text + ' (logged once)')
+            logger = self.node.get_logger()
+            if level == 'info':
+                logger.info(text + ' (logged once)')
+            else:
+                logger.warning(text + ' (logged once)')
 
     # --- output ---------------------------------------------------------------------------
 
@@ -386,6 +404,7 @@ class PerceptionNode:
         status.values = [KeyValue(key=key, value=str(value)) for key, value in (
             ('frames received', stats['received']), ('frames processed', stats['processed']),
             ('frames dropped', stats['dropped']), ('bad frames', stats['bad']),
+            ('frames without objects', stats['frames without objects']),
             ('objects in scene', stats['objects']), ('objects in frame', stats['frame_objects']),
             ('processing ms (last)', f'{stats["ms_last"]:.1f}'),
             ('processing ms (mean)', f'{stats["ms_mean"]:.1f}'),

@@ -46,7 +46,7 @@ class SceneMemoryConfig:
 class TrackedObject:
     """One object of the scene memory, in the fixed frame."""
 
-    id: int
+    object_id: int
     xyz: np.ndarray             # (N, 3) float32
     rgb: np.ndarray             # (N, 3) float32 in [0, 1]
     voxels: np.ndarray          # (V,) int64 sorted unique voxel keys
@@ -129,7 +129,7 @@ class SceneMemory:
                 shared = np.intersect1d(keys, obj.voxels, assume_unique=True).size
                 overlap = shared / max(1, min(len(keys), len(obj.voxels)))
                 if overlap >= config.merge_overlap:
-                    pairs.append((overlap, k, obj.id))
+                    pairs.append((overlap, k, obj.object_id))
         assigned = [None] * len(detections)
         used = set()
         for _, k, object_id in sorted(pairs, reverse=True):
@@ -146,11 +146,11 @@ class SceneMemory:
 
     def _add(self, xyz, rgb, keys, stamp):
         xyz, rgb = self._bound(xyz, rgb)
-        obj = TrackedObject(id=self._next_id, xyz=xyz, rgb=rgb, voxels=keys, first_seen=stamp,
-                            last_seen=stamp)
-        self._objects[obj.id] = obj
+        obj = TrackedObject(object_id=self._next_id, xyz=xyz, rgb=rgb, voxels=keys,
+                            first_seen=stamp, last_seen=stamp)
+        self._objects[obj.object_id] = obj
         self._next_id += 1
-        return obj.id
+        return obj.object_id
 
     def _merge(self, obj, xyz, rgb, keys, stamp):
         # The new view replaces the old points in the voxels it covers; the rest is kept.
@@ -176,9 +176,8 @@ class SceneMemory:
         if config.forget_after > 0:
             for obj in list(self._objects.values()):
                 if stamp - obj.last_seen > config.forget_after:
-                    del self._objects[obj.id]
+                    del self._objects[obj.object_id]
         if len(self._objects) > config.max_objects:
-            by_age = sorted(self._objects.values(), key=lambda o: (o.last_seen, o.id))
+            by_age = sorted(self._objects.values(), key=lambda o: (o.last_seen, o.object_id))
             for obj in by_age[:len(self._objects) - config.max_objects]:
-                del self._objects[obj.id]
-
+                del self._objects[obj.object_id]

@@ -120,7 +120,7 @@ class PerceptionPipeline:
         if not objects:
             return SceneTokens.empty(self.config.points_per_object, frame_id)
         tokens = SceneTokens.from_object_clouds(
-            [o.xyz for o in objects], [o.rgb for o in objects], ids=[o.id for o in objects],
+            [o.xyz for o in objects], [o.rgb for o in objects], ids=[o.object_id for o in objects],
             points_per_object=self.config.points_per_object, rng=self._rng,
             frame_id=frame_id, stamp=stamp)
         if self.classify is not None:

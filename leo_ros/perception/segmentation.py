@@ -157,7 +157,7 @@ def _valid_points(xyz, config, viewpoint):
 
 def organized_normals(points, valid, smoothing, step):
     """
-    Normals of an organized cloud from neighbour differences on a box-filtered point image.
+    Return normals of an organized cloud from neighbour differences on a box-filtered image.
 
     :param points: (H, W, 3) float32, zeros where invalid
     :param valid: (H, W) bool
@@ -174,7 +174,8 @@ def organized_normals(points, valid, smoothing, step):
     horizontal[:, step:-step] = smooth[:, 2 * step:] - smooth[:, :-2 * step]
     vertical[step:-step] = smooth[2 * step:] - smooth[:-2 * step]
     ends = np.zeros_like(defined)
-    ends[step:-step, step:-step] = (defined[step:-step, 2 * step:] & defined[step:-step, :-2 * step]
+    ends[step:-step, step:-step] = (defined[step:-step, 2 * step:]
+                                    & defined[step:-step, :-2 * step]
                                     & defined[2 * step:, step:-step]
                                     & defined[:-2 * step, step:-step])
     normals = np.cross(horizontal, vertical)                                  # (H, W, 3)
