@@ -28,12 +28,12 @@ from leo_ros.sim.world import World, WorldConfig
 from leo_ros.srv import ResetWorld, TaskStatus
 from nav_msgs.msg import Odometry
 import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
-from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
@@ -114,7 +114,8 @@ class SimNode(Node):
         super().__init__('sim_node')
         defaults = asdict(SimNodeConfig())
         for name, value in defaults.items():
-            self.declare_parameter(name, value, ParameterDescriptor(description=DESCRIPTIONS[name]))
+            self.declare_parameter(name, value,
+                                   ParameterDescriptor(description=DESCRIPTIONS[name]))
         self.config = SimNodeConfig(**{name: self.get_parameter(name).value
                                        for name in defaults})
         self.world = World(self.config.seed, WorldConfig(camera=self.config.camera()))
@@ -360,7 +361,8 @@ class SimNode(Node):
                 response.success = bool(self.world.task_success(task, request.answer or None))
                 if task.family == 'nav':
                     gap, heading = self.world.nav_error(task.target_ids[0])
-                    response.detail = f'gap {gap:.2f} m, heading error {math.degrees(heading):.0f} deg'
+                    response.detail = (f'gap {gap:.2f} m, heading error '
+                                       f'{math.degrees(heading):.0f} deg')
                 elif task.family in ('pick_place', 'plan'):
                     obj = self.world.scene.object(task.target_ids[0])
                     response.detail = (f'object {obj.id} rests on '

@@ -21,10 +21,12 @@ def _reachable_cells(world, start):
     return centres, dist[rows, cols]
 
 
-def nav_goal(world, object_id, start=None, slack=0.9):
+def nav_goal(world, object_id, start=None, slack=1.0):
     """
-    Return the expert's NavGoal for reaching an object: the nearest (by path) free pose within
-    ``slack * nav_distance`` of it, facing its centre.
+    Return the expert's NavGoal for reaching an object.
+
+    It is the nearest (by path) free pose within ``slack * nav_distance`` of the object,
+    facing its centre.
 
     :param start: (x, y) the path starts from (default: the robot)
     """
@@ -103,8 +105,9 @@ def place_spot(world, object_id, destination_id, rng, tries=40):
             return None
         candidates = rng.uniform([-hx + radius + 0.03, -hy + radius + 0.03],
                                  [hx - radius - 0.03, hy - radius - 0.03], size=(tries, 2))
-    for local in candidates:
-        x, y = rotation_z(dest.yaw)[:2, :2] @ local + (dest.x, dest.y)
+    spots = candidates @ rotation_z(dest.yaw)[:2, :2].T + (dest.x, dest.y)  # (tries, 2)
+    # Nearest to the object first: keeps the pick and the place within one arm's reach.
+    for x, y in spots[np.argsort(np.hypot(*(spots - (obj.x, obj.y)).T))]:
         if world._place_blocked(obj, x, y, dest.top) is None:
             others_on = [o for o in world.scene.small_objects()
                          if o.id != obj.id and world.graph.on(o.id, dest.id)]

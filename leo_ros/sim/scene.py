@@ -111,7 +111,7 @@ class SceneObject:
     :param support_id: id of the object it stands on (0: the floor), as placed
     """
 
-    id: int
+    id: int  # noqa: A003 (the object id of the scene graph)
     category: str
     color: str
     x: float
@@ -203,7 +203,7 @@ class Scene:
     objects: dict
     config: SceneConfig = None
 
-    def object(self, object_id) -> SceneObject:
+    def object(self, object_id) -> SceneObject:  # noqa: A003
         """Return an object by id; an unknown id raises KeyError naming it."""
         try:
             return self.objects[int(object_id)]
@@ -230,7 +230,8 @@ class Scene:
         :return: list of (vertices (V, 3), triangles (T, 3), colours (T, 3))
         """
         meshes = []
-        tiles_x, tiles_y = max(1, math.ceil(self.width / tile)), max(1, math.ceil(self.depth / tile))
+        tiles_x = max(1, math.ceil(self.width / tile))
+        tiles_y = max(1, math.ceil(self.depth / tile))
         step_x, step_y = self.width / tiles_x, self.depth / tiles_y
         shades = (np.array([0.78, 0.74, 0.66]), np.array([0.68, 0.64, 0.56]))
         vertices, triangles, colors = [], [], []

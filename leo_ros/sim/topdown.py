@@ -2,8 +2,8 @@
 
 import math
 
-import matplotlib
 from leo_ros.sim.scene import COLORS, FURNITURE_CATEGORIES
+import matplotlib
 
 matplotlib.use('Agg')  # headless
 import matplotlib.pyplot as plt  # noqa: E402

@@ -324,8 +324,8 @@ class World:
     def set_goal(self, x, y, yaw) -> ActionResult:
         """Plan a path to (x, y, yaw) that the base then follows in ``step``."""
         if not self.scene.inside(x, y):
-            return ActionResult(False, f'goal ({x:.2f}, {y:.2f}) is outside the map '
-                                       f'[0, {self.scene.width:.2f}] x [0, {self.scene.depth:.2f}]')
+            return ActionResult(False, f'goal ({x:.2f}, {y:.2f}) is outside the map [0, '
+                                       f'{self.scene.width:.2f}] x [0, {self.scene.depth:.2f}]')
         if not self.base_is_free(x, y):
             return ActionResult(False, f'goal ({x:.2f}, {y:.2f}) is in collision')
         path = self.grid.path(self.robot[:2], (x, y))

@@ -35,20 +35,20 @@ def build_parser():
                          help=f'scenes in the {split} split (default {default})')
     gen.add_argument('--start', type=int, default=0,
                      help='index of the first scene within each split range')
-    gen.add_argument('--templates', help='YAML templates file (default: the package\'s)')
+    gen.add_argument('--templates', help="YAML templates file (default: the package's)")
     gen.add_argument('--image-size', type=_size, default=(224, 168),
                      help='ego-view image size WxH, 0x0 for none (default 224x168)')
     gen.add_argument('--points', type=int, default=1024, help='points per object token')
     gen.add_argument('--shard-size', type=int, default=2000, help='samples per JSONL shard')
     gen.add_argument('--quiet', action='store_true', help='no progress bar')
-    ins = sub.add_parser('inspect', help='print a split\'s manifest and some samples')
+    ins = sub.add_parser('inspect', help="print a split's manifest and some samples")
     ins.add_argument('dataset')
     ins.add_argument('--split', default='train')
     ins.add_argument('--samples', type=int, default=5)
     top = sub.add_parser('topdown', help='draw a scene from above (PNG)')
     top.add_argument('--seed', type=int, required=True)
     top.add_argument('--out', required=True)
-    top.add_argument('--dataset', help='also draw this dataset\'s navigation goals of the scene')
+    top.add_argument('--dataset', help="also draw this dataset's navigation goals of the scene")
     return parser
 
 
