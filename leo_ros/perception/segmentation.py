@@ -50,8 +50,8 @@ class SegmentationConfig:
     plane_min_fraction: float = 0.1     # ... and holds this fraction of the valid points
     plane_normal_angle_deg: float = 25.0   # RANSAC inliers' normals within this of the plane's
     max_planes: int = 3                 # support planes searched per frame
-    ransac_iterations: int = 96
-    ransac_samples: int = 2000          # points scored per hypothesis
+    ransac_iterations: int = 64
+    ransac_samples: int = 1000          # points scored per hypothesis
     neighbor_distance: float = 0.02     # largest step between image neighbours at 1 m [m]
     concave_angle_deg: float = 15.0     # cut where normals turn inwards by more than this
     normal_step: int = 2                # half-width of the normal stencil [pixels]
@@ -155,36 +155,62 @@ def _valid_points(xyz, config, viewpoint):
     return points, valid, ranges
 
 
+def _dot3(a, b):
+    """Return the dot product of planar (3, ...) arrays over their first axis."""
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _planar_points(xyz, config, viewpoint):
+    """
+    Return planar float32 points (3, H, W), zero where invalid, the valid mask and the range.
+
+    Planar (channel-first) arrays keep each coordinate contiguous, so the per-pixel arithmetic
+    below runs on plain 2D arrays.
+    """
+    points = np.array(np.moveaxis(xyz, -1, 0), dtype=np.float32)         # (3, H, W) copy
+    if viewpoint is not None:
+        points -= np.asarray(viewpoint, np.float32)[:, None, None]
+    with np.errstate(invalid='ignore', over='ignore'):
+        ranges = np.sqrt(_dot3(points, points))                          # NaN/inf stay
+        valid = (ranges > 1e-6) & (ranges < config.max_range)            # False for NaN
+    points *= valid
+    points[np.isnan(points)] = 0.0                                       # 0 * NaN is NaN
+    ranges *= valid
+    ranges[np.isnan(ranges)] = 0.0
+    return points, valid, ranges
+
+
 def organized_normals(points, valid, smoothing, step):
     """
     Return normals of an organized cloud from neighbour differences on a box-filtered image.
 
-    :param points: (H, W, 3) float32, zeros where invalid
+    :param points: (3, H, W) float32 planar, zeros where invalid
     :param valid: (H, W) bool
     :param smoothing: box filter size [pixels]
     :param step: half-width of the central differences [pixels]
-    :return: (H, W, 3) unit normals facing the sensor, (H, W) bool where they are defined
+    :return: (3, H, W) unit normals facing the sensor, (H, W) bool where they are defined
     """
-    weight = ndimage.uniform_filter(valid.astype(np.float32), smoothing)       # (H, W)
-    smooth = ndimage.uniform_filter(points, size=(smoothing, smoothing, 1))   # (H, W, 3)
+    weight = ndimage.uniform_filter(valid.astype(np.float32), smoothing)        # (H, W)
+    smooth = ndimage.uniform_filter(points, size=(1, smoothing, smoothing))    # (3, H, W)
     defined = valid & (weight > 0.5)
-    smooth /= np.maximum(weight, 1e-6)[..., None]
+    smooth /= np.maximum(weight, 1e-6)
     horizontal = np.zeros_like(smooth)
     vertical = np.zeros_like(smooth)
-    horizontal[:, step:-step] = smooth[:, 2 * step:] - smooth[:, :-2 * step]
-    vertical[step:-step] = smooth[2 * step:] - smooth[:-2 * step]
+    horizontal[:, :, step:-step] = smooth[:, :, 2 * step:] - smooth[:, :, :-2 * step]
+    vertical[:, step:-step] = smooth[:, 2 * step:] - smooth[:, :-2 * step]
     ends = np.zeros_like(defined)
     ends[step:-step, step:-step] = (defined[step:-step, 2 * step:]
                                     & defined[step:-step, :-2 * step]
                                     & defined[2 * step:, step:-step]
                                     & defined[:-2 * step, step:-step])
-    normals = np.cross(horizontal, vertical)                                  # (H, W, 3)
-    length = np.sqrt(_dot(normals, normals))
+    hx, hy, hz = horizontal
+    vx, vy, vz = vertical
+    normals = np.stack([hy * vz - hz * vy, hz * vx - hx * vz, hx * vy - hy * vx])  # (3, H, W)
+    length = np.sqrt(_dot3(normals, normals))
     defined &= ends & (length > 1e-12)
-    normals /= np.maximum(length, 1e-12)[..., None]
-    # Face the sensor at the origin: n . p < 0.
-    facing = _dot(normals, points) > 0
-    normals[facing] *= -1
+    # Unit length, facing the sensor at the origin (n . p < 0).
+    scale = np.where(_dot3(normals, points) > 0, -1.0, 1.0).astype(np.float32)
+    normals *= scale / np.maximum(length, 1e-12)
     return normals, defined
 
 
@@ -274,8 +300,8 @@ def segment_organized(xyz, config, viewpoint=None) -> Segmentation:
     stride = config.stride
     rng = np.random.default_rng(config.seed)
     labels = np.full((height, width), NO_OBJECT, np.int32)
-    coarse_xyz = xyz[::stride, ::stride]                                 # (h, w, 3)
-    points, valid, ranges = _valid_points(coarse_xyz, config, viewpoint)
+    coarse_xyz = xyz[::stride, ::stride]                                 # (h, w, 3) view
+    points, valid, ranges = _planar_points(coarse_xyz, config, viewpoint)  # (3, h, w)
     coarse_h, coarse_w = valid.shape
     if min(coarse_h, coarse_w) <= 2 * config.normal_step + 1 or not valid.any():
         return Segmentation(labels=labels, num_objects=0)
@@ -283,11 +309,12 @@ def segment_organized(xyz, config, viewpoint=None) -> Segmentation:
 
     flat_valid = np.flatnonzero(valid)
     planes, state = fit_support_planes(
-        points.reshape(-1, 3)[flat_valid], ranges.reshape(-1)[flat_valid],
-        normal_ok.reshape(-1)[flat_valid], normals.reshape(-1, 3)[flat_valid], config, rng)
+        points.reshape(3, -1)[:, flat_valid].T, ranges.reshape(-1)[flat_valid],
+        normal_ok.reshape(-1)[flat_valid], normals.reshape(3, -1)[:, flat_valid].T, config, rng)
     state_image = np.full(coarse_h * coarse_w, 3, np.int8)              # 3: invalid
     state_image[flat_valid] = state
-    candidate = state_image.reshape(coarse_h, coarse_w) == 0             # (h, w)
+    state_image = state_image.reshape(coarse_h, coarse_w)
+    candidate = state_image == 0                                        # (h, w)
 
     # Edges to the right and down neighbours on one surface (no depth discontinuity); edges
     # that touch a concave crease pixel are cut, and crease pixels join their object later.
@@ -314,10 +341,10 @@ def segment_organized(xyz, config, viewpoint=None) -> Segmentation:
     _grow_labels(coarse_labels, candidate & ~core, near_h, near_v, config.normal_step + 1)
     if stride == 1:
         labels = coarse_labels
-        labels[state_image.reshape(coarse_h, coarse_w) == 1] = SUPPORT
+        labels[state_image == 1] = SUPPORT
     else:
-        labels = _upsample_labels(xyz, coarse_labels, state_image.reshape(coarse_h, coarse_w),
-                                  points, planes, config, viewpoint)
+        labels = _upsample_labels(xyz, coarse_labels, state_image, points, planes, config,
+                                  viewpoint)
     return Segmentation(labels=labels, num_objects=num_objects, planes=planes,
                         dropped_objects=dropped)
 
@@ -327,60 +354,59 @@ def _upsample_labels(xyz, coarse_labels, coarse_state, coarse_points, planes, co
     """
     Carry coarse labels to every point of an organized cloud.
 
-    Each full-resolution point belongs to the block of one coarse pixel; it takes that pixel's
-    object label if it is within ``neighbor_distance * stride`` (at 1 m) of the coarse point and
-    off every support plane, and the pixel's support label otherwise.
+    Each full-resolution point belongs to the block of one coarse pixel. In a support block, a
+    point with a finite depth is support. In an object block, a point takes the object label if
+    it is within ``neighbor_distance * stride`` (at 1 m) of the coarse point and above every
+    support plane. Everything else is NO_OBJECT.
 
     :param xyz: (H, W, 3) full-resolution points
     :param coarse_labels: (h, w) labels of every ``stride``-th pixel
     :param coarse_state: (h, w) int8 plane state of those pixels (1 support)
-    :param coarse_points: (h, w, 3) their points, viewpoint removed
+    :param coarse_points: (3, h, w) planar coarse points, viewpoint removed
     :return: (H, W) int32 labels
     """
     stride = config.stride
     height, width = xyz.shape[:2]
-    labels = np.full((height, width), NO_OBJECT, np.int32)
-    coarse_h, coarse_w = coarse_labels.shape
-    on_object = coarse_labels >= 0                                      # (h, w)
-    object_labels = coarse_labels[on_object]                            # (K,)
-    object_points = coarse_points[on_object]                            # (K, 3)
-    limit = (config.neighbor_distance * stride) ** 2 * _dot(object_points, object_points)
+    block = np.where(coarse_state == 1, SUPPORT, NO_OBJECT).astype(np.int32)
+    labels = np.repeat(np.repeat(block, stride, axis=0), stride, axis=1)[:height, :width]
+    with np.errstate(invalid='ignore'):
+        labels[~np.isfinite(xyz[..., 2])] = NO_OBJECT                   # (H, W)
+    rows, cols = np.nonzero(coarse_labels >= 0)                         # (K,) coarse pixels
+    object_labels = coarse_labels[rows, cols]
+    anchors = coarse_points[:, rows, cols]                               # (3, K)
+    bound = (config.neighbor_distance * stride) ** 2 * _dot3(anchors, anchors)
+    flat_xyz = xyz.reshape(-1, 3)
+    flat_labels = labels.reshape(-1)
     offset = None if viewpoint is None else np.asarray(viewpoint, np.float32)
-    support = coarse_state == 1
     for row in range(stride):
         for col in range(stride):
-            block = xyz[row::stride, col::stride]                       # (<=h, <=w, 3) view
-            out = labels[row::stride, col::stride]                      # view into labels
-            rows, cols = block.shape[:2]
-            on_support = support[:rows, :cols]
-            with np.errstate(invalid='ignore', over='ignore'):
-                finite = np.isfinite(block[on_support].sum(axis=-1))    # NaN/inf is no support
-            out[on_support] = np.where(finite, SUPPORT, NO_OBJECT)
-            mask = on_object[:rows, :cols]
-            points = block[mask].astype(np.float32)                     # (K', 3)
+            full_rows, full_cols = rows * stride + row, cols * stride + col
+            inside = (full_rows < height) & (full_cols < width)
+            index = full_rows[inside] * width + full_cols[inside]        # (K',)
+            points = flat_xyz[index].astype(np.float32)                  # (K', 3)
             if offset is not None:
                 points -= offset
-            keep_labels = object_labels if mask.all() or (rows, cols) == (coarse_h, coarse_w) \
-                else coarse_labels[:rows, :cols][mask]
-            anchors = object_points if (rows, cols) == (coarse_h, coarse_w) \
-                else coarse_points[:rows, :cols][mask]
-            bound = limit if (rows, cols) == (coarse_h, coarse_w) \
-                else (config.neighbor_distance * stride) ** 2 * _dot(anchors, anchors)
+            points = points.T                                            # (3, K')
             with np.errstate(invalid='ignore', over='ignore'):
-                gap = points - anchors
-                take = _dot(gap, gap) < bound                           # False for NaN
-                squared_range = _dot(points, points)
+                gap = points - anchors[:, inside]
+                take = _dot3(gap, gap) < bound[inside]                  # False for NaN
+                squared_range = _dot3(points, points)
                 for plane in planes:
-                    plane_height = _dot(points, plane.normal) + np.float32(plane.offset)
+                    normal = plane.normal
+                    plane_height = (normal[0] * points[0] + normal[1] * points[1]
+                                    + normal[2] * points[2] + np.float32(plane.offset))
                     take &= plane_height > config.plane_distance * np.maximum(squared_range, 0.09)
-            result = np.full(len(points), NO_OBJECT, np.int32)
-            result[take] = keep_labels[take]
-            out[mask] = result
+            flat_labels[index] = np.where(take, object_labels[inside], NO_OBJECT)
     return labels
 
 
 def _shifted(array, axis, start, stop):
-    """Return ``array[start:size + stop]`` along ``axis`` (a view; stop 0 means the end)."""
+    """
+    Return ``array[start:size + stop]`` along image ``axis`` (a view; stop 0 means the end).
+
+    The image axes are the last two, so planar (3, H, W) and (H, W) arrays both work.
+    """
+    axis = array.ndim - 2 + axis
     index = [slice(None)] * array.ndim
     index[axis] = slice(start, array.shape[axis] + stop if stop else None)
     return array[tuple(index)]
@@ -395,7 +421,7 @@ def _near(points, candidate, limit, axis):
     step = _shifted(points, axis, 0, -1) - _shifted(points, axis, 1, 0)
     limit_ab = np.minimum(_shifted(limit, axis, 0, -1), _shifted(limit, axis, 1, 0))
     return (_shifted(candidate, axis, 0, -1) & _shifted(candidate, axis, 1, 0)
-            & (_dot(step, step) < limit_ab ** 2))
+            & (_dot3(step, step) < limit_ab ** 2))
 
 
 def _creases(points, normals, normal_ok, limit, config, axis):
@@ -410,8 +436,8 @@ def _creases(points, normals, normal_ok, limit, config, axis):
     gap = config.normal_step
     stop = -2 * gap
     delta = _shifted(points, axis, 0, stop) - _shifted(points, axis, 2 * gap, 0)   # p_a - p_b
-    turn = _dot(_shifted(normals, axis, 0, stop) - _shifted(normals, axis, 2 * gap, 0), delta)
-    span = _dot(delta, delta)
+    turn = _dot3(_shifted(normals, axis, 0, stop) - _shifted(normals, axis, 2 * gap, 0), delta)
+    span = _dot3(delta, delta)
     # Two planes whose normals differ by angle t give |n_a - n_b| = 2 sin(t / 2).
     threshold = 2.0 * math.sin(math.radians(config.concave_angle_deg) / 2.0)
     concave = (_shifted(normal_ok, axis, 0, stop) & _shifted(normal_ok, axis, 2 * gap, 0)
