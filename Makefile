@@ -39,16 +39,20 @@ $(STAMP): requirements/common.txt requirements/ros-$(ROS_DISTRO).txt scripts/sys
 	touch $@
 
 # Configure once, then rebuild and reinstall incrementally (Python sources are symlinked).
+# flock: concurrent builds of the same tree wait for each other.
 build: $(STAMP)
 	@mkdir -p $(BUILD)
-	@test -f $(BUILD)/Makefile || $(RUN) cmake -S . -B $(BUILD) \
-		-DCMAKE_INSTALL_PREFIX=$(VENV_ABS) -DCMAKE_BUILD_TYPE=Release \
-		-DPython3_EXECUTABLE=$(VENV_ABS)/bin/python -DBUILD_TESTING=OFF \
-		-DLEO_SYMLINK_INSTALL=ON \
-		-DCMAKE_PROJECT_INCLUDE=$(abspath cmake/prune_dangling_includes.cmake) \
-		> $(BUILD).configure.log || (cat $(BUILD).configure.log; exit 1)
-	@$(RUN) cmake --build $(BUILD) -j2 > $(BUILD).build.log || (cat $(BUILD).build.log; exit 1)
-	@$(RUN) cmake --install $(BUILD) > $(BUILD).install.log || (cat $(BUILD).install.log; exit 1)
+	@flock $(BUILD).lock sh -c '\
+	  { test -f $(BUILD)/Makefile || $(RUN) cmake -S . -B $(BUILD) \
+	      -DCMAKE_INSTALL_PREFIX=$(VENV_ABS) -DCMAKE_BUILD_TYPE=Release \
+	      -DPython3_EXECUTABLE=$(VENV_ABS)/bin/python -DBUILD_TESTING=OFF \
+	      -DLEO_SYMLINK_INSTALL=ON \
+	      -DCMAKE_PROJECT_INCLUDE=$(abspath cmake/prune_dangling_includes.cmake); } \
+	    > $(BUILD).configure.log 2>&1 || { cat $(BUILD).configure.log; exit 1; }; \
+	  $(RUN) cmake --build $(BUILD) -j2 > $(BUILD).build.log 2>&1 \
+	    || { cat $(BUILD).build.log; exit 1; }; \
+	  $(RUN) cmake --install $(BUILD) > $(BUILD).install.log 2>&1 \
+	    || { cat $(BUILD).install.log; exit 1; }'
 	@echo "leo_ros built and installed into $(VENV) ($(ROS_DISTRO))"
 
 test: build
