@@ -368,7 +368,8 @@ def _upsample_labels(xyz, coarse_labels, coarse_state, coarse_points, planes, co
     stride = config.stride
     height, width = xyz.shape[:2]
     block = np.where(coarse_state == 1, SUPPORT, NO_OBJECT).astype(np.int32)
-    labels = np.repeat(np.repeat(block, stride, axis=0), stride, axis=1)[:height, :width]
+    labels = np.ascontiguousarray(   # contiguous: written through a flat view below
+        np.repeat(np.repeat(block, stride, axis=0), stride, axis=1)[:height, :width])
     with np.errstate(invalid='ignore'):
         labels[~np.isfinite(xyz[..., 2])] = NO_OBJECT                   # (H, W)
     rows, cols = np.nonzero(coarse_labels >= 0)                         # (K,) coarse pixels
