@@ -5,8 +5,9 @@ Publishes the robot's RGB-D camera (``camera/image``, ``camera/depth``, ``camera
 ``camera/points`` with a per-point ``instance`` field, ``camera/pose``), ``odom`` and
 ``robot_pose``; follows ``goal_pose``, ``cmd_vel`` and ``leo/manipulator_command``; offers
 ``sim/reset`` (leo_ros/srv/ResetWorld) and ``sim/task_status`` (leo_ros/srv/TaskStatus);
-reports refusals on ``sim/status``. The world is stepped and rendered in a worker thread;
-callbacks only enqueue.
+reports refusals on ``sim/status``. The world is stepped and rendered in a worker thread and
+published from a second one (the next frame renders while the last one is sent); callbacks
+only enqueue.
 """
 
 from collections import deque
@@ -152,8 +153,13 @@ class SimNode(Node):
 
         if self.config.task_family:
             self._draw_task(self.config.task_family, 0)
+        self._latest = None
+        self._frame_ready = threading.Condition()
         self._worker = threading.Thread(target=self._run, name='sim_worker', daemon=True)
+        self._publisher = threading.Thread(target=self._run_publisher, name='sim_publisher',
+                                           daemon=True)
         self._worker.start()
+        self._publisher.start()
         self.get_logger().info(
             f'sim_node: scene {self.config.seed} '
             f'({self.world.scene.width:.1f} x {self.world.scene.depth:.1f} m, '
@@ -212,7 +218,26 @@ class SimNode(Node):
             pose = self.world.robot_pose
             velocity = getattr(self.world, 'velocity_now', (0.0, 0.0))
             sim_time = self.world.time
-        self._publish(frame, pose, velocity, sim_time)
+        # Hand over to the publisher thread; an unpublished older frame is dropped.
+        with self._frame_ready:
+            self._latest = (frame, pose, velocity, sim_time)
+            self._frame_ready.notify()
+
+    def _run_publisher(self):
+        """Publish the newest rendered frame while the next one renders."""
+        while not self._stop.is_set():
+            with self._frame_ready:
+                if self._latest is None:
+                    self._frame_ready.wait(0.2)
+                item, self._latest = self._latest, None
+            if item is None:
+                continue
+            try:
+                self._publish(*item)
+            except Exception as exc:
+                if not self.context.ok():
+                    break
+                self.get_logger().error(f'publishing failed: {exc!r}')
 
     def _stamp(self, sim_time) -> Time:
         if self.pub_clock is not None:
@@ -378,6 +403,7 @@ class SimNode(Node):
     def destroy_node(self):
         self._stop.set()
         self._worker.join(timeout=5.0)
+        self._publisher.join(timeout=5.0)
         super().destroy_node()
 
 

@@ -88,7 +88,7 @@ class Renderer:
     :param config: the camera
     """
 
-    LIGHT = np.array([0.3, 0.5, 0.81])
+    LIGHT = np.array([0.3, 0.5, 0.81]) / np.linalg.norm([0.3, 0.5, 0.81])
     BACKGROUND = (0.05, 0.05, 0.07)
 
     def __init__(self, config: CameraConfig = None, seed: int = 0):
@@ -129,6 +129,13 @@ class Renderer:
         self._offsets_ext = np.append(self._offsets, len(self._colors)).astype(np.intp)
         self._colors_ext = np.concatenate([self._colors, [self.BACKGROUND]]).astype(np.float32)
         self._instances_ext = np.append(self._instance_of_geometry, NO_HIT_ID).astype(np.int32)
+        # Flat shading: every triangle has one normal, so its lit colour is fixed per scene.
+        shaded = self._colors_ext.copy()
+        if len(self._colors):
+            normals = np.concatenate([_triangle_normals(v, t) for _, v, t, _ in meshes])
+            shade = 0.45 + 0.55 * np.abs(normals @ self.LIGHT)  # both faces lit
+            shaded[:-1] *= shade[:, None]
+        self._rgb_ext = (np.clip(shaded, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
     def render(self, camera_pose, stamp=0.0) -> Frame:
         """
@@ -147,15 +154,12 @@ class Renderer:
         depth = hits['t_hit'].numpy()  # (H, W): ray parameter = optical z since dir z is 1
         geometry = hits['geometry_ids'].numpy()    # (H, W) uint32, INVALID_ID on a miss
         primitive = hits['primitive_ids'].numpy()  # (H, W) uint32
-        normals = hits['primitive_normals'].numpy()  # (H, W, 3), zero on a miss
         valid = (geometry != o3d.t.geometry.RaycastingScene.INVALID_ID) \
             & (depth >= cfg.min_range) & (depth <= cfg.max_range)
         # Whole-image table look-ups: a miss reads the extra last row (background, id -1).
         missing = len(self._offsets)
         geometry = np.where(valid, geometry, missing).astype(np.intp)
         index = self._offsets_ext[geometry] + np.where(valid, primitive, 0).astype(np.intp)
-        shade = 0.45 + 0.55 * np.abs(normals @ self.LIGHT.astype(np.float32))  # both faces lit
-        color = self._colors_ext[index] * shade[..., None]  # (H, W, 3)
         instance_ids = self._instances_ext[geometry]
         depth = np.where(valid, depth, np.nan).astype(np.float32)
         if cfg.depth_noise > 0:
@@ -163,9 +167,17 @@ class Renderer:
                 * np.float32(cfg.depth_noise) * depth ** 2
         if cfg.dropout > 0:
             depth[self.rng.random(depth.shape) < cfg.dropout] = np.nan
+        rgb = self._rgb_ext[index]  # (H, W, 3) uint8, flat-shaded per triangle
         if cfg.color_noise > 0:
-            color += self.rng.normal(0.0, cfg.color_noise, color.shape).astype(np.float32)
-        rgb = (np.clip(color, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+            noise = self.rng.normal(0.0, cfg.color_noise * 255.0, rgb.shape)
+            rgb = np.clip(rgb + noise, 0, 255).astype(np.uint8)
         points = self._directions * depth[..., None]  # (H, W, 3), NaN where no depth
         return Frame(rgb=rgb, depth=depth, points=points, instance_ids=instance_ids,
                      intrinsics=cfg.intrinsics, camera_pose=pose, stamp=stamp)
+
+
+def _triangle_normals(vertices, triangles):
+    """Return unit normals of triangles, (T, 3)."""
+    corners = np.asarray(vertices, float)[np.asarray(triangles)]  # (T, 3, 3)
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
