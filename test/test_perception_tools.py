@@ -95,3 +95,18 @@ def test_baseline_finds_separate_boxes():
     hits, truths, _, _ = bench.match_objects(labels, np.where(truth >= 0, truth + 20, 1)
                                              .reshape(-1))
     assert hits == truths == 2
+
+
+def test_params_file_and_docs_cover_every_node_parameter():
+    from pathlib import Path
+
+    from leo_ros.nodes.perception_node import PARAMETERS
+    import yaml
+    root = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((root / 'config' / 'perception.yaml').read_text())
+    values = params['perception_node']['ros__parameters']
+    assert values == {name: default for name, (default, _) in PARAMETERS.items()}
+    docs = (root / 'docs' / 'perception.md').read_text()
+    for name, (_, description) in PARAMETERS.items():
+        assert f'| `{name}` |' in docs, name
+        assert description

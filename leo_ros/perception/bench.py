@@ -129,14 +129,15 @@ def match_objects(predicted, truth, threshold=0.5):
     return hits, len(true_ids), len(pred_ids), ious
 
 
-def evaluate(files, method, repeats=1, progress=None):
+def evaluate(files, method, repeats=1, progress=None, keep_labels=False):
     """
     Run ``method(cloud) -> labels (N,)`` on each file.
 
+    :param keep_labels: also return every file's labels (under 'labels')
     :return: dict with recall, precision, miou, ms_median, ms_p90 and per-file rows
     """
     hits = truths = preds = 0
-    ious, times, rows = [], [], []
+    ious, times, rows, all_labels = [], [], [], []
     for path in files:
         cloud = read_pcd(path)
         if 'label' not in cloud.fields:
@@ -152,12 +153,63 @@ def evaluate(files, method, repeats=1, progress=None):
         ious.extend(file_ious)
         times.extend(elapsed)
         rows.append((Path(path).name, h, t, p, float(np.median(elapsed)) * 1e3))
+        if keep_labels:
+            all_labels.append(labels)
         if progress is not None:
             progress.update(1)
     return {'recall': hits / max(truths, 1), 'precision': hits / max(preds, 1),
             'miou': float(np.mean(ious)) if ious else 0.0,
             'ms_median': float(np.median(times)) * 1e3,
-            'ms_p90': float(np.percentile(times, 90)) * 1e3, 'rows': rows}
+            'ms_p90': float(np.percentile(times, 90)) * 1e3, 'rows': rows,
+            'labels': all_labels}
+
+
+def save_figure(path, files, ours_result, base_result=None):
+    """
+    Save a PNG: per file the camera image, the ground truth, ours and the baseline.
+
+    Only organized clouds are drawn; objects in a fixed palette, support grey.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    columns = [('ground truth', None), ('ours', ours_result)]
+    if base_result is not None:
+        columns.append(('baseline', base_result))
+    figure, axes = plt.subplots(len(files), len(columns) + 1,
+                                figsize=(3 * (len(columns) + 1), 2.3 * len(files)),
+                                squeeze=False)
+    for row, file in enumerate(files):
+        cloud = read_pcd(file)
+        if not cloud.organized:
+            continue
+        shape = (cloud.height, cloud.width)
+        rgb = cloud.grid()[1]
+        axes[row, 0].imshow(rgb if rgb is not None else np.zeros(shape + (3,)))
+        axes[row, 0].set_ylabel(Path(file).stem)
+        truth = cloud.fields['label'].astype(np.int64).reshape(shape)
+        for col, (title, result) in enumerate(columns, start=1):
+            if result is None:
+                labels = np.where(truth >= FIRST_OBJECT_LABEL, truth - FIRST_OBJECT_LABEL,
+                                  np.where(truth > 0, -2, -1))
+            else:
+                labels = np.asarray(result['labels'][row]).reshape(shape)
+                name, h, t, p, ms = result['rows'][row]
+                title = f'{title}: {h}/{t} hit, {p} segs, {ms:.0f} ms'
+            image = np.full(shape + (3,), 0.1)
+            image[labels == -2] = 0.6
+            palette = plt.get_cmap('tab20').colors
+            for k in np.unique(labels[labels >= 0]):
+                image[labels == k] = palette[int(k) % len(palette)]
+            axes[row, col].imshow(image)
+            axes[row, col].set_title(title, fontsize=7)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
 
 
 def ours(config):
@@ -206,6 +258,8 @@ def main(argv=None) -> int:
     parser.add_argument('--repeats', type=int, default=3,
                         help='timed runs per file for our method (default 3)')
     parser.add_argument('--no-baseline', action='store_true', help='skip the baseline')
+    parser.add_argument('--png', default=None,
+                        help='also save a figure of every segmentation to this PNG file')
     parser.add_argument('--tune-baseline', action='store_true',
                         help='grid-search the baseline parameters first and use the best')
     args = parser.parse_args(argv)
@@ -224,9 +278,12 @@ def main(argv=None) -> int:
 
     with tqdm(total=len(files) * (1 if args.no_baseline else 2), desc='segmentation',
               file=sys.stderr) as progress:
-        result = evaluate(files, ours(SegmentationConfig()), args.repeats, progress)
+        keep = args.png is not None
+        result = evaluate(files, ours(SegmentationConfig()), args.repeats, progress, keep)
         base = None if args.no_baseline else evaluate(files, baseline(base_config), 1,
-                                                      progress)
+                                                      progress, keep)
+    if args.png:
+        save_figure(args.png, files, result, base)
     print(f'{"file":16s} {"hits":>5s} {"truth":>5s} {"pred":>5s} {"ms":>8s}')
     for name, h, t, p, ms in result['rows']:
         print(f'{name:16s} {h:5d} {t:5d} {p:5d} {ms:8.1f}')
