@@ -202,6 +202,18 @@ class DataEngine:
                                  anchor=Reference(anchor_obj.category, anchor_color))
         return Reference(obj.category, color)
 
+    def careful_reference(self, graph, target, rng, tries=4) -> Reference:
+        """
+        Phrase a reference for an action episode: redraw a few times to find a unique one.
+
+        The last draw is returned even when it is ambiguous; refinement then drops it.
+        """
+        for _ in range(tries):
+            reference = self.propose_reference(graph, target, rng)
+            if graph.is_unique(reference, target):
+                break
+        return reference
+
     def _loose_relation(self, graph, target, rng):
         """Pick a relation of the target the proposer believes: placement record or offsets."""
         obj = graph.scene.object(target)
@@ -358,7 +370,7 @@ class DataEngine:
 
     def _propose_nav(self, world, graph, rng):
         target = self._pick(graph.ids, rng)
-        reference = self.propose_reference(graph, target, rng)
+        reference = self.careful_reference(graph, target, rng)
         goal = expert.nav_goal(world, target)
         steps = expert.nav_steps(world, target, goal) if goal is not None else None
         return {'slots': {'target': reference.text()}, 'refs': [(reference, target)],
@@ -371,15 +383,21 @@ class DataEngine:
         if target is None:
             return None
         current = graph.support(target)
-        destinations = [o.id for o in graph.scene.objects.values()
-                        if o.category in SUPPORT_CATEGORIES and o.id not in (target, current)]
-        destination = self._pick(destinations, rng)
+        obj = graph.scene.object(target)
+        destinations = sorted((o for o in graph.scene.objects.values()
+                               if o.category in SUPPORT_CATEGORIES
+                               and o.id not in (target, current)),
+                              key=lambda o: math.dist((o.x, o.y), (obj.x, obj.y)))
+        # One of the three nearest: a single arm's reach usually covers pick and place.
+        destination = self._pick([o.id for o in destinations[:3]], rng)
         if destination is None:
             return None
         solution = expert.pick_place(world, target, destination, rng, start=start)
-        reference = self.propose_reference(graph, target, rng)
+        reference = self.careful_reference(graph, target, rng)
         dest_obj = graph.scene.object(destination)
-        dest_ref = Reference(dest_obj.category, dest_obj.color if rng.random() < 0.6 else None)
+        dest_ref = Reference(dest_obj.category)
+        if not graph.is_unique(dest_ref, destination):
+            dest_ref = Reference(dest_obj.category, dest_obj.color)
         return target, destination, reference, dest_ref, solution
 
     def _propose_pick_place(self, world, graph, rng):

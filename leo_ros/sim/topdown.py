@@ -58,3 +58,25 @@ def draw_topdown(scene, path, robot_pose=None, goals=(), paths=(), title=None,
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def draw_frame(frame, path, dpi=100):
+    """
+    Save a rendered frame as PNG: colour, depth and instance ids side by side.
+
+    :param frame: a :class:`leo_ros.sim.render.Frame`
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].imshow(frame.rgb)
+    axes[0].set_title('camera/image')
+    shown = axes[1].imshow(frame.depth, cmap='viridis')
+    fig.colorbar(shown, ax=axes[1], fraction=0.035, label='depth [m]')
+    axes[1].set_title('camera/depth (NaN: no return)')
+    axes[2].imshow(frame.instance_ids, cmap='tab20', interpolation='nearest')
+    axes[2].set_title('instance ids (0 floor/walls, -1 none)')
+    for ax in axes:
+        ax.axis('off')
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path

@@ -3,7 +3,8 @@ leo-data: write, inspect and draw LEO-style datasets from the built-in world.
 
   leo-data generate --out data/leo --train 200 --val 20 --test 20
   leo-data inspect data/leo --split train
-  leo-data topdown --seed 3 --out scene3.png [--dataset data/leo --split train]
+  leo-data topdown --seed 3 --out scene3.png [--dataset data/leo]
+  leo-data render --seed 3 --out camera3.png
 """
 
 import argparse
@@ -49,6 +50,9 @@ def build_parser():
     top.add_argument('--seed', type=int, required=True)
     top.add_argument('--out', required=True)
     top.add_argument('--dataset', help="also draw this dataset's navigation goals of the scene")
+    ren = sub.add_parser('render', help='render the robot camera of a scene (PNG)')
+    ren.add_argument('--seed', type=int, required=True)
+    ren.add_argument('--out', required=True)
     return parser
 
 
@@ -95,6 +99,12 @@ def main(argv=None) -> int:
         draw_topdown(world.scene, args.out, world.robot_pose, goals=goals,
                      title=f'scene {args.seed}: {len(world.scene.objects)} objects, '
                            f'{len(goals)} goals')
+        print(f'wrote {args.out}')
+        return 0
+    if args.command == 'render':
+        from leo_ros.sim.topdown import draw_frame
+        from leo_ros.sim.world import World
+        draw_frame(World(args.seed).observe(), args.out)
         print(f'wrote {args.out}')
         return 0
     return 2
