@@ -190,6 +190,11 @@ class AgentCore:
                           tokenizer=getattr(decision, 'tokenizer', '') or '',
                           decision_ms=elapsed)
         action = getattr(decision, 'action', None)
+        if action is None and getattr(decision, 'error', ''):
+            return Outcome(False, error=f'could not decode the action: {decision.error}',
+                           response=getattr(decision, 'text', '') or '', kind=outcome.kind,
+                           tokens=outcome.tokens, token_ids=outcome.token_ids,
+                           decision_ms=elapsed)
         if action is None:
             outcome.kind = 'text'
             outcome.response = getattr(decision, 'text', '') or ''

@@ -59,9 +59,20 @@ NODE_PARAMETERS = {
 }
 
 
+def resolve_device(device, dtype):
+    """Turn 'auto' into a concrete device (cuda when available) and dtype (bf16 on GPU)."""
+    import torch
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if dtype == 'auto':
+        dtype = 'bfloat16' if device.startswith('cuda') else 'float32'
+    return device, dtype
+
+
 def load_policy(model_path, device, dtype):
     """Load the LEO policy (the default shipped model when ``model_path`` is empty)."""
     from leo_ros.model.policy import LeoPolicy
+    device, dtype = resolve_device(device, dtype)
     if not model_path:
         from leo_ros.train.default_model import default_model_path
         model_path = str(default_model_path())
@@ -143,7 +154,7 @@ class PolicyNode:
         try:
             from nav2_msgs.action import NavigateToPose
         except ImportError:
-            self.node.get_logger().warn('use_nav2_action is set but nav2_msgs is not '
+            self.node.get_logger().warning('use_nav2_action is set but nav2_msgs is not '
                                         'importable; publishing goal_pose only')
             return None
         from rclpy.action import ActionClient
@@ -191,7 +202,7 @@ class PolicyNode:
                 self.core.set_image(image_to_array(image))
         except ConversionError as error:
             self.last_error = f'bad input message: {error}'
-            self.node.get_logger().warn(self.last_error, throttle_duration_sec=5.0)
+            self.node.get_logger().warning(self.last_error, throttle_duration_sec=5.0)
         self._converted = (scene, image)
 
     # --- serving -----------------------------------------------------------------------------
@@ -236,7 +247,7 @@ class PolicyNode:
             self.last_error = outcome.error
             key = 'refused_gate' if 'safety gate' in outcome.error else 'errors'
             self.counts[key] += 1
-            self.node.get_logger().warn(outcome.error[:300])
+            self.node.get_logger().warning(outcome.error[:300])
         if outcome.response:
             self.pub_response.publish(String(data=outcome.response))
         if outcome.tokens:
