@@ -155,7 +155,7 @@ class PolicyNode:
             from nav2_msgs.action import NavigateToPose
         except ImportError:
             self.node.get_logger().warning('use_nav2_action is set but nav2_msgs is not '
-                                        'importable; publishing goal_pose only')
+                                           'importable; publishing goal_pose only')
             return None
         from rclpy.action import ActionClient
         return ActionClient(self.node, NavigateToPose, 'navigate_to_pose')

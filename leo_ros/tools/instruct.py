@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     parser.add_argument('--dry-run', action='store_true', help='decode, but do not move')
     parser.add_argument('--max-steps', type=int, default=0)
     parser.add_argument('--timeout', type=float, default=60.0, help='seconds')
-    parser.add_argument('--namespace', default='', help='the agent\'s ROS namespace')
+    parser.add_argument('--namespace', default='', help="the agent's ROS namespace")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     args.namespace = '/' + args.namespace.strip('/') if args.namespace.strip('/') else ''
 
