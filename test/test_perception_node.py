@@ -88,9 +88,14 @@ while rclpy.ok():
                                               frame_id=frame, stamp=stamp))
         depth_pub.publish(conv.array_to_image(xyz[..., 2].astype(np.float32), '32FC1',
                                               frame_id=frame, stamp=stamp))
+    elif mode == 'flood':                                               # far above camera rate
+        cloud = conv.xyz_rgb_to_pointcloud2(xyz, rgb, frame_id=frame, stamp=stamp)
+        for _ in range(20):
+            points_pub.publish(cloud)
+            time.sleep(0.002)
     else:
         points_pub.publish(conv.xyz_rgb_to_pointcloud2(xyz, rgb, frame_id=frame, stamp=stamp))
-    rclpy.spin_once(node, timeout_sec=0.2)
+    rclpy.spin_once(node, timeout_sec=0.01 if mode == 'flood' else 0.2)
 """
 
 
@@ -204,6 +209,7 @@ def test_node_publishes_objects_from_a_publisher_process(tmp_path, spawn, listen
     status, values = diagnostic_values(listener('diagnostics'))
     assert int(values['frames processed']) >= 1 and int(values['objects in frame']) == len(ids)
     assert values['transform'].startswith('camera/pose')
+    print(f'diagnostics {values}')
     assert float(values['processing ms (last)']) > 0
     assert node.poll() is None
 
@@ -231,3 +237,34 @@ def test_node_survives_bad_input_and_keeps_publishing(tmp_path, spawn, listener)
     # Each kind of problem is logged once, not per frame.
     warnings = [line for line in log.splitlines() if 'bad points frame skipped' in line]
     assert 0 < len(warnings) <= 8, log[-3000:]
+
+
+def resident_mib(pid):
+    """Return the resident memory of a process [MiB]."""
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_node_memory_stays_bounded_under_a_flood_of_frames(tmp_path, spawn, listener):
+    path, boxes = scene_file(tmp_path, 'mosd')
+    node = spawn([sys.executable, '-m', 'leo_ros.nodes.perception_node'], name='perception_node')
+    spawn([sys.executable, '-c', PUBLISHER, str(path), 'flood'], name='publisher')
+
+    def values():
+        diagnostics = listener('diagnostics')
+        return {} if diagnostics is None else diagnostic_values(diagnostics)[1]
+
+    assert wait_until(lambda: int(values().get('frames processed', 0)) >= 3, timeout=60.0,
+                      period=0.2)
+    start = resident_mib(node.process.pid)
+    assert wait_until(lambda: int(values().get('frames processed', 0)) >= 30, timeout=60.0,
+                      period=0.2)
+    grown = resident_mib(node.process.pid) - start
+    # Newest frame wins: frames arrive faster than they are processed, and are dropped.
+    assert int(values()['frames dropped']) > 0
+    print(f'resident memory grew by {grown:.0f} MiB; diagnostics {values()}')
+    assert grown < 150, f'resident memory grew by {grown:.0f} MiB'
+    check_objects(listener('objects'), boxes, tolerance=0.03)
+    assert node.poll() is None

@@ -116,6 +116,7 @@ class SceneMemory:
             xyz = np.asarray(xyz, np.float32).reshape(-1, 3)
             rgb = (np.full_like(xyz, 0.5) if rgb is None
                    else np.asarray(rgb, np.float32).reshape(-1, 3))
+            xyz, rgb = self._bound(xyz, rgb)     # a random subset still covers its voxels
             detections.append((xyz, rgb, voxel_keys(xyz, config.voxel_size)))
         # Score every (detection, tracked) pair whose boxes touch; match greedily, best first.
         tracked = self.objects
@@ -145,7 +146,6 @@ class SceneMemory:
         return assigned
 
     def _add(self, xyz, rgb, keys, stamp):
-        xyz, rgb = self._bound(xyz, rgb)
         obj = TrackedObject(object_id=self._next_id, xyz=xyz, rgb=rgb, voxels=keys,
                             first_seen=stamp, last_seen=stamp)
         self._objects[obj.object_id] = obj

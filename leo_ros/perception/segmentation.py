@@ -108,7 +108,8 @@ class Segmentation:
     def object_indices(self):
         """Return, per object, the flat indices of its points (largest object first)."""
         flat = self.labels.reshape(-1)
-        order = np.argsort(flat, kind='stable')
+        on_object = np.flatnonzero(flat >= 0)              # sort only the object points
+        order = on_object[np.argsort(flat[on_object], kind='stable')]
         sorted_labels = flat[order]
         starts = np.searchsorted(sorted_labels, np.arange(self.num_objects + 1))
         return [order[starts[k]:starts[k + 1]] for k in range(self.num_objects)]
