@@ -1,11 +1,12 @@
 """
 leo-bench actions: error and tokens per action of the continuous action tokenizers.
 
-Trains the residual-VQ tokenizer on sampled demonstrations (``sample_demonstrations``, uniform
-over the workspace), then round-trips held-out demonstrations (another seed) through it and
-through uniform binning. The binning resolution is chosen to match the targets: the coarsest
-grid whose p95 errors on the *training* demonstrations meet them, so binning is compared at
-the same error, not at an arbitrary bin count. Last line::
+Trains the residual-VQ tokenizer on sampled demonstrations (``sample_action_arrays``: uniform
+over the workspace, the law of ``sample_demonstrations``), then round-trips held-out
+demonstrations (another seed) through it and through uniform binning. The binning resolution
+is chosen to match the targets: the coarsest grid whose p95 errors on the *training*
+demonstrations meet them, so binning is compared at the same error, not at an arbitrary bin
+count. Last line::
 
     pos_err_p95_cm= yaw_err_p95_deg= tokens_per_action= bins_pos_err_p95_cm= ...
 """
@@ -18,8 +19,7 @@ import time
 import numpy as np
 
 from leo_ros.actions.tokenizers import BinConfig, BinTokenizer, RvqConfig, RvqTokenizer
-from leo_ros.actions.workspace import (actions_to_arrays, CONTINUOUS_KINDS,
-                                       position_yaw_errors, sample_demonstrations)
+from leo_ros.actions.workspace import position_yaw_errors, sample_action_arrays
 
 
 def evaluate(tokenizer, arrays) -> dict:
@@ -90,8 +90,10 @@ def plot(results_by_name, path):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='leo-bench actions', description=__doc__.split('\n')[1])
-    parser.add_argument('--train', type=int, default=60000, help='training demonstrations')
-    parser.add_argument('--test', type=int, default=6000, help='held-out demonstrations')
+    parser.add_argument('--train', type=int, default=200000,
+                        help='training demonstrations per action kind')
+    parser.add_argument('--test', type=int, default=5000,
+                        help='held-out demonstrations per action kind')
     parser.add_argument('--codebook-size', type=int, default=RvqConfig.codebook_size)
     parser.add_argument('--steps', type=int, default=RvqConfig.train_steps)
     parser.add_argument('--pos-target-cm', type=float, default=1.0)
@@ -101,11 +103,8 @@ def main(argv=None) -> int:
 
     import torch
     torch.set_num_threads(1)  # the machine is shared; one thread is what the numbers assume
-    kinds = CONTINUOUS_KINDS
-    train = actions_to_arrays(sample_demonstrations(args.train, rng=np.random.default_rng(0),
-                                                    kinds=kinds))
-    test = actions_to_arrays(sample_demonstrations(args.test, rng=np.random.default_rng(1),
-                                                   kinds=kinds))
+    train = sample_action_arrays(args.train, rng=np.random.default_rng(0))
+    test = sample_action_arrays(args.test, rng=np.random.default_rng(1))
     started = time.perf_counter()
     rvq = RvqTokenizer(RvqConfig(codebook_size=args.codebook_size, train_steps=args.steps))
     rvq.fit(train)

@@ -130,6 +130,27 @@ def sample_demonstrations(count: int, workspace: WorkspaceConfig = None, rng=Non
     return actions
 
 
+def sample_action_arrays(count: int, workspace: WorkspaceConfig = None, rng=None,
+                         kinds=CONTINUOUS_KINDS) -> dict:
+    """
+    Draw ``count`` actions of each continuous kind as arrays (same law as
+    ``sample_demonstrations``, vectorised for large tokenizer training sets).
+
+    :return: ``{kind: (count, D) float64}`` in ``ACTION_FIELDS`` order
+    """
+    workspace = workspace or WorkspaceConfig()
+    rng = rng if rng is not None else np.random.default_rng(0)
+    arrays = {}
+    for kind in kinds:
+        columns = []
+        for name in ACTION_FIELDS[kind]:
+            low, high, _ = workspace.field_range(name)
+            columns.append(rng.integers(0, 2, count).astype(np.float64) if name == 'gripper'
+                           else rng.uniform(low, high, count))
+        arrays[kind] = np.stack(columns, axis=1)
+    return arrays
+
+
 def position_yaw_errors(kind: str, truth, decoded) -> tuple:
     """
     Return per-action position error [m] and yaw error [rad] between two value arrays.
