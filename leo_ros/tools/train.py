@@ -1,0 +1,104 @@
+"""
+leo-train: the whole training pipeline from one YAML config.
+
+  leo-train --config config/train_default.yaml --out out/leo-default
+  leo-train --out out/tiny --set stage1.steps=20 --set stage2.steps=20   (overrides)
+  leo-train --out out/leo-default --install models/leo-default            (ship the result)
+
+Steps: data (leo-data splits) -> object-encoder pretraining -> action tokenizer (RVQ fit when
+used) -> stage 1 (3D-language alignment) -> stage 2 (instruction tuning with actions, LoRA) ->
+model directory, metrics.jsonl, curves.png -> optional evaluation (--eval-episodes).
+Re-running the same command resumes: finished steps are skipped, stages continue from their
+last checkpoint.
+"""
+
+import argparse
+import json
+from pathlib import Path
+import shutil
+import sys
+
+import yaml
+
+
+def _apply_override(data, text):
+    if '=' not in text:
+        raise ValueError(f'--set needs KEY=VALUE, got {text!r}')
+    key, value = text.split('=', 1)
+    node = data
+    parts = key.split('.')
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog='leo-train', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--config', help='training YAML (default: config/train_default.yaml '
+                                         'of the package, else built-in defaults)')
+    parser.add_argument('--out', required=True, help='work directory (model/, metrics, plots)')
+    parser.add_argument('--data', help='dataset directory (default OUT/data)')
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                        help='override a config value, e.g. stage2.steps=500')
+    parser.add_argument('--eval-episodes', type=int, default=0,
+                        help='evaluate the result with this many episodes per family')
+    parser.add_argument('--phrasings', action='append', default=[],
+                        help='also evaluate with this phrasings file (repeatable)')
+    parser.add_argument('--install', help='copy the model, its log, curves and evaluation '
+                                          'into this directory (e.g. models/leo-default)')
+    parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')
+    parser.add_argument('--quiet', action='store_true', help='no progress bars')
+    return parser
+
+
+def default_config_path():
+    """Return the repository's config/train_default.yaml if present."""
+    path = Path(__file__).resolve().parents[2] / 'config' / 'train_default.yaml'
+    return path if path.is_file() else None
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from leo_ros.train.pipeline import run_pipeline, TrainConfig
+    config_path = args.config or default_config_path()
+    data = {}
+    if config_path:
+        with open(config_path, encoding='utf-8') as handle:
+            data = yaml.safe_load(handle) or {}
+    try:
+        for text in args.set:
+            _apply_override(data, text)
+        config = TrainConfig.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        print(f'leo-train: bad configuration: {exc}', file=sys.stderr)
+        return 2
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    model_dir = run_pipeline(config, args.out, args.data, progress=not args.quiet,
+                             evaluate_episodes=args.eval_episodes, phrasings=args.phrasings)
+    out = Path(args.out)
+    if args.install:
+        install(out, model_dir, Path(args.install))
+        print(f'installed {args.install}')
+    meta = json.loads((model_dir / 'config.json').read_text())
+    print(f'model={model_dir} total_s={meta["timings_s"]["total"]}')
+    return 0
+
+
+def install(out, model_dir, target):
+    """Copy a trained model with its metrics log, curves and evaluations into ``target``."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(model_dir, target)
+    for name in ('metrics.jsonl', 'curves.png', 'train_config.json'):
+        if (out / name).is_file():
+            shutil.copy(out / name, target / name)
+    for evaluation in sorted(out.glob('eval*')):
+        if evaluation.is_dir():
+            shutil.copytree(evaluation, target / evaluation.name)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""
+Training examples from the data engine's datasets (no ROS).
+
+Every sample of ``leo-data`` becomes an :class:`Example`: the scene's object features seen from
+the sample's situation, the ego-view image, the instruction's MiniLM states and the target
+answer ids. Targets by family:
+
+- text families (object/scene captions, QA): the answer's words;
+- ``refer`` (stage 1, made here from object captions): a referring expression -> ``<obj_k>``;
+- ``nav``: ``<nav_goal>`` + payload; ``pick_place``: ``<pick_place>`` + payload;
+- ``plan``: the plan's words, then ``<nav_goal>`` + payload and ``<pick_place>`` + payload.
+
+The payload is ``<obj_k>`` tokens (grounded) or coordinate tokens of the expert's action in the
+robot frame (bins / rvq).
+"""
+
+from dataclasses import dataclass
+import re
+
+from leo_ros.actions.grounded import GroundedTokenizer, object_token
+from leo_ros.actions.types import action_from_dict
+from leo_ros.data.shards import load_scene, read_samples
+from leo_ros.train.features import (action_to_robot_frame, image_to_tensor_array,
+                                    object_features)
+from leo_ros.train.text import split_words
+import numpy as np
+import torch
+
+#: families of each stage (``refer`` is derived from object captions)
+STAGE1_FAMILIES = ('object_caption', 'refer', 'scene_caption')
+STAGE2_FAMILIES = ('qa', 'nav', 'pick_place', 'plan')
+
+
+@dataclass
+class Example:
+    """One training example, arrays ready to batch."""
+
+    objects: np.ndarray       # (K, F) per-object features
+    centers: np.ndarray       # (K, 3) robot-frame centres
+    sizes: np.ndarray         # (K, 3)
+    text: object              # (T, 384) MiniLM states (torch float16)
+    text_pooled: object       # (384,) pooled MiniLM vector
+    image: np.ndarray         # (3, H, W) float32 or None
+    answer: np.ndarray        # (A,) unified ids, eos last
+    family: str = ''
+
+
+def collate(examples, pad_id) -> dict:
+    """
+    Pad a list of examples into batch tensors.
+
+    :return: dict of ``objects`` (B, K, F), ``centers``/``sizes`` (B, K, 3), ``object_mask``
+        (B, K), ``text`` (B, T, 384), ``text_mask`` (B, T), ``text_pooled`` (B, 384), ``image``
+        (B, 3, H, W) or absent, ``answer`` (B, A), ``answer_mask`` (B, A)
+    """
+    size = len(examples)
+    objects = max(max(len(e.objects) for e in examples), 1)
+    texts = max(max(len(e.text) for e in examples), 1)
+    answers = max(max(len(e.answer) for e in examples), 1)
+    features = examples[0].objects.shape[1]
+    batch = {
+        'objects': torch.zeros(size, objects, features),
+        'centers': torch.zeros(size, objects, 3),
+        'sizes': torch.zeros(size, objects, 3),
+        'object_mask': torch.zeros(size, objects, dtype=torch.bool),
+        'text': torch.zeros(size, texts, examples[0].text.shape[-1]),
+        'text_mask': torch.zeros(size, texts, dtype=torch.bool),
+        'text_pooled': torch.stack([torch.as_tensor(e.text_pooled).float() for e in examples]),
+        'answer': torch.full((size, answers), pad_id, dtype=torch.long),
+        'answer_mask': torch.zeros(size, answers, dtype=torch.bool),
+    }
+    for row, example in enumerate(examples):
+        count = len(example.objects)
+        batch['objects'][row, :count] = torch.from_numpy(example.objects)
+        batch['centers'][row, :count] = torch.from_numpy(example.centers)
+        batch['sizes'][row, :count] = torch.from_numpy(example.sizes)
+        batch['object_mask'][row, :count] = True
+        length = len(example.text)
+        batch['text'][row, :length] = torch.as_tensor(example.text).float()
+        batch['text_mask'][row, :length] = True
+        length = len(example.answer)
+        batch['answer'][row, :length] = torch.from_numpy(example.answer)
+        batch['answer_mask'][row, :length] = True
+    if examples[0].image is not None:
+        batch['image'] = torch.from_numpy(np.stack([e.image for e in examples]))
+    return batch
+
+
+def move(batch, device) -> dict:
+    """Return the batch on a device."""
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+class SceneCache:
+    """Scene archives of a dataset with their classifier embeddings, loaded once each."""
+
+    def __init__(self, root, split, classifier):
+        self.root, self.split, self.classifier = root, split, classifier
+        self.scenes = {}
+
+    def get(self, seed) -> dict:
+        if seed not in self.scenes:
+            scene = load_scene(self.root, self.split, seed)
+            scene['embeddings'], _ = self.classifier.embed_tokens(scene['tokens'])
+            scene['index'] = {int(i): k for k, i in enumerate(scene['tokens'].ids)}
+            self.scenes[seed] = scene
+        return self.scenes[seed]
+
+
+def reference_of(sample, templates) -> str:
+    """
+    Recover the referring expression ``{target}`` from an object-caption instruction.
+
+    :param templates: the ``Templates`` the dataset was written with
+    :return: the expression, or '' when the template cannot be matched
+    """
+    kind, index, _ = sample['template'].split('/')
+    phrasing = templates.kinds[kind]['instructions'][int(index)]
+    pattern = re.escape(phrasing).replace(re.escape('{target}'), '(.+)')
+    match = re.fullmatch(pattern, sample['instruction'], flags=re.IGNORECASE)
+    if not match:
+        return ''
+    text = match.group(1)
+    return text
+
+
+def target_words(sample, family, scene, action_tokenizer) -> list:
+    """Return the target token strings of a sample (see the module docstring)."""
+    index = scene['index']
+    if family in ('object_caption', 'scene_caption', 'qa'):
+        return split_words(sample['answer'])
+    if family == 'refer':
+        return [object_token(index[sample['target_ids'][0]])]
+    grounded = isinstance(action_tokenizer, GroundedTokenizer)
+    situation = sample['situation']
+    pose = (situation['x'], situation['y'], situation['yaw'])
+    actions = [action_from_dict(a) for a in sample['actions']]
+    if family == 'nav':
+        if grounded:
+            return ['<nav_goal>', object_token(index[sample['target_ids'][0]])]
+        return action_tokenizer.encode(action_to_robot_frame(actions[0], pose))
+    if family == 'pick_place':
+        if grounded:
+            return ['<pick_place>'] + [object_token(index[i]) for i in sample['target_ids'][:2]]
+        return action_tokenizer.encode(action_to_robot_frame(actions[0], pose))
+    if family == 'plan':
+        words = split_words(sample['answer'])
+        if grounded:
+            target, destination = (index[i] for i in sample['target_ids'][:2])
+            return words + ['<nav_goal>', object_token(target), '<pick_place>',
+                            object_token(target), object_token(destination)]
+        nav = [a for a in actions if a.kind == 'nav_goal'][0]
+        pick = [a for a in actions if a.kind == 'pick_place'][0]
+        # The pick-and-place is expressed from where the navigation goal leaves the robot.
+        return (words + action_tokenizer.encode(action_to_robot_frame(nav, pose))
+                + action_tokenizer.encode(action_to_robot_frame(pick, (nav.x, nav.y, nav.yaw))))
+    raise ValueError(f'unknown family {family!r}')
+
+
+def load_records(root, split, templates, refer_phrasings, rng, families=None) -> list:
+    """
+    Read a split's samples as records ``(sample, family, instruction)``.
+
+    Object captions also yield a ``refer`` record whose instruction is one of
+    ``refer_phrasings`` filled with the caption's referring expression.
+    """
+    records = []
+    for sample in read_samples(root, split):
+        family = sample['family']
+        if families is None or family in families:
+            records.append((sample, family, sample['instruction']))
+        if family == 'object_caption' and (families is None or 'refer' in families):
+            reference = reference_of(sample, templates)
+            if reference:
+                phrasing = refer_phrasings[int(rng.integers(len(refer_phrasings)))]
+                instruction = phrasing.format(target=reference)
+                records.append((sample, 'refer', instruction[:1].upper() + instruction[1:]))
+    return records
+
+
+def build_examples(records, scenes: SceneCache, text_encoder, vocabulary, action_tokenizer,
+                   max_answer_tokens, use_image=True, progress=True) -> list:
+    """Turn records into Examples (MiniLM states computed in batches and cached)."""
+    from tqdm import tqdm
+    text_encoder.encode([r[2] for r in records], progress=progress)
+    examples = []
+    word_count = len(vocabulary)
+    for sample, family, instruction in tqdm(records, desc='examples', disable=not progress):
+        scene = scenes.get(sample['scene_seed'])
+        situation = sample['situation']
+        pose = (situation['x'], situation['y'], situation['yaw'])
+        features, centers = object_features(scene['embeddings'], scene['tokens'], pose)
+        words = target_words(sample, family, scene, action_tokenizer)
+        ids = [word_count + int(w[len('<obj_'):-1]) if w.startswith('<obj_')
+               else vocabulary.index.get(w, vocabulary.index['<unk>']) for w in words]
+        ids = ids[:max_answer_tokens - 1] + [vocabulary.eos]
+        states, pooled = text_encoder.encode([instruction])[0]
+        image = None
+        if use_image and scene['ego_images'] is not None:
+            image = image_to_tensor_array(scene['ego_images'][sample['situation_index']])
+        examples.append(Example(objects=features, centers=centers,
+                                sizes=np.asarray(scene['tokens'].sizes, np.float32),
+                                text=states, text_pooled=pooled, image=image,
+                                answer=np.asarray(ids, np.int64), family=family))
+    return examples

@@ -1,0 +1,223 @@
+"""
+Closed-loop evaluation in the built-in world on test-split scenes (no ROS).
+
+Per episode: a test scene, a free start pose, a task drawn by the data engine's sampler from a
+phrasings file (the training templates by default, or held-out wordings), the policy decides from
+the world's object tokens, ego-view image and the instruction, and the world executes the
+decoded actions (the base drives its planned path to a NavGoal; the arm runs a PickPlace).
+
+- navigation success: the robot ends within 0.5 m of the target and faces it (world check);
+- pick-and-place success: the object rests on the destination (world check);
+- plan success: the same after driving to the plan's goal, then picking and placing;
+- QA accuracy: exact match after normalisation (case, punctuation, articles);
+- captioning: token F1 of the normalised caption against the reference (SQuAD-style F1).
+"""
+
+from dataclasses import asdict, dataclass
+import json
+from pathlib import Path
+import time
+
+from leo_ros.data.shards import split_seeds
+import numpy as np
+
+FAMILIES = ('nav', 'pick_place', 'plan', 'qa', 'object_caption', 'scene_caption')
+#: family -> (metric name, 'success' or 'f1')
+METRICS = {'nav': ('nav_success', 'success'), 'pick_place': ('pickplace_success', 'success'),
+           'plan': ('plan_success', 'success'), 'qa': ('qa_accuracy', 'success'),
+           'object_caption': ('object_caption_f1', 'f1'),
+           'scene_caption': ('scene_caption_f1', 'f1')}
+
+
+@dataclass
+class EvalConfig:
+    """
+    What an evaluation runs.
+
+    :param episodes: episodes per task family
+    :param seed: seed of start poses and task draws
+    :param phrasings: YAML templates file with the instruction wordings (None: training's)
+    :param test_scenes: test-split scenes the episodes cycle through
+    :param families: task families to run
+    :param drive_timeout: simulated seconds a NavGoal may take
+    """
+
+    episodes: int = 50
+    seed: int = 0
+    phrasings: str = None
+    test_scenes: int = 50
+    families: tuple = FAMILIES
+    drive_timeout: float = 90.0
+
+    def __post_init__(self):
+        if self.episodes < 1 or self.test_scenes < 1:
+            raise ValueError(f'EvalConfig.episodes and test_scenes must be >= 1, got '
+                             f'{self.episodes}, {self.test_scenes}')
+        unknown = [f for f in self.families if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f'EvalConfig.families: unknown {unknown}; known {FAMILIES}')
+        self.families = tuple(self.families)
+
+
+def reachable_free(world):
+    """Return ``f(x, y)``: the base fits there (with margin) and the planner can reach it."""
+    distances, _ = world.grid.distances_from(*world.robot[:2])
+
+    def is_free(x, y):
+        if not world.base_is_free(x, y, margin=0.1):
+            return False
+        row, col = world.grid.cell(x, y)
+        return bool(np.isfinite(distances[row, col]))
+    return is_free
+
+
+def drive(world, goal, timeout) -> str:
+    """Send a NavGoal and step the world until it arrives, is blocked or times out."""
+    result = world.apply(goal)
+    if not result.ok:
+        return result.message
+    steps = int(timeout / 0.1)
+    for _ in range(steps):
+        if world.status != 'moving':
+            break
+        world.step(0.1)
+    return '' if world.status == 'arrived' else f'drive ended {world.status}'
+
+
+def execute(world, actions, timeout) -> str:
+    """Execute typed actions in order; return '' or why it stopped."""
+    for action in actions:
+        if action.kind == 'nav_goal':
+            message = drive(world, action, timeout)
+            if message:
+                return message
+        else:
+            result = world.apply(action)
+            if not result.ok:
+                return result.message
+    return ''
+
+
+def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
+    """
+    Run closed-loop episodes; return ``{'metrics': ..., 'episodes': [...]}``.
+
+    :param policy: a ``LeoTrainedPolicy``
+    """
+    from tqdm import tqdm
+    from leo_ros.data.engine import TaskSampler
+    from leo_ros.sim.world import World
+    from leo_ros.train.text import InstructionEncoder, token_f1
+    sampler = TaskSampler(config.phrasings)
+    text_encoder = InstructionEncoder(policy.config.max_instruction_tokens)
+    seeds = split_seeds('test', config.test_scenes)
+    worlds, cached = {}, {}
+    width, height = policy.config.image_size
+    points = policy.classifier.config.points
+    episodes = []
+    jobs = [(f, i) for f in config.families for i in range(config.episodes)]
+    for family, number in tqdm(jobs, desc='leo-eval', disable=not progress):
+        seed = seeds[number % len(seeds)]
+        world = worlds.get(seed) or worlds.setdefault(seed, World(seed))
+        world.reset(seed)
+        rng = np.random.default_rng([config.seed, FAMILIES.index(family), number])
+        row = {'family': family, 'scene_seed': seed, 'episode': number}
+        try:
+            world.set_robot_pose(*world.sample_free_pose(rng))
+            task = sampler.sample(world, family, rng)
+        except ValueError as exc:
+            episodes.append({**row, 'skipped': str(exc)})
+            continue
+        world.set_robot_pose(*task.situation)
+        if seed not in cached:
+            tokens = world.scene_tokens(points)
+            cached[seed] = (tokens, policy.classifier.embed_tokens(tokens)[0])
+        tokens, embeddings = cached[seed]
+        began = time.perf_counter()
+        decision = policy.act(tokens, world.ego_image(width, height), task.instruction,
+                              world.robot_pose, text_encoder, is_free=reachable_free(world),
+                              embeddings=embeddings)
+        row.update(instruction=task.instruction, expected=task.answer, output=decision.text,
+                   tokens=decision.tokens, decision_ms=round(1000 * (time.perf_counter() - began),
+                                                             1),
+                   error=decision.error)
+        if family in ('nav', 'pick_place', 'plan'):
+            message = execute(world, decision.actions, config.drive_timeout) \
+                if decision.actions else 'no action'
+            row['success'] = bool(world.task_success(task))
+            row['error'] = row['error'] or message
+        elif family == 'qa':
+            row['success'] = bool(world.task_success(task, decision.text))
+        else:
+            row['f1'] = token_f1(decision.text, task.answer)
+        episodes.append(row)
+    return {'config': asdict(config), 'metrics': summarise(episodes), 'episodes': episodes}
+
+
+def summarise(episodes) -> dict:
+    """Return per-family metrics (fractions), episode counts and decision latency."""
+    metrics = {}
+    for family, (name, kind) in METRICS.items():
+        rows = [e for e in episodes if e['family'] == family and 'skipped' not in e]
+        if not rows:
+            continue
+        values = [float(e[kind]) for e in rows]
+        metrics[name] = round(float(np.mean(values)), 4)
+        metrics[f'{family}_episodes'] = len(rows)
+    latency = [e['decision_ms'] for e in episodes if 'decision_ms' in e]
+    if latency:
+        metrics['decision_ms_p50'] = round(float(np.median(latency)), 1)
+    metrics['skipped'] = sum('skipped' in e for e in episodes)
+    return metrics
+
+
+def markdown_table(rows) -> str:
+    """
+    Return a Markdown table of runs.
+
+    :param rows: list of (run name, metrics dict)
+    """
+    columns = ['nav_success', 'pickplace_success', 'plan_success', 'qa_accuracy',
+               'object_caption_f1', 'scene_caption_f1']
+    lines = ['| run | ' + ' | '.join(columns) + ' |',
+             '| --- |' + ' ---: |' * len(columns)]
+    for name, metrics in rows:
+        cells = [f'{metrics[c]:.3f}' if c in metrics else '-' for c in columns]
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def last_line(metrics) -> str:
+    """Return the line scripts parse: ``nav_success= pickplace_success= qa_accuracy=``."""
+    return (f'nav_success={metrics.get("nav_success", float("nan")):.3f} '
+            f'pickplace_success={metrics.get("pickplace_success", float("nan")):.3f} '
+            f'qa_accuracy={metrics.get("qa_accuracy", float("nan")):.3f}')
+
+
+def evaluate_model(model, config: EvalConfig, out_dir, progress=True, name=None) -> dict:
+    """
+    Evaluate a model directory (or a loaded policy); write eval.json, eval.md and eval.png.
+
+    :return: the metrics
+    """
+    from leo_ros.train.plots import plot_results
+    from leo_ros.train.policy import LeoTrainedPolicy
+    policy = LeoTrainedPolicy.load(model) if isinstance(model, (str, Path)) else model
+    result = run_episodes(policy, config, progress)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = name or (Path(config.phrasings).stem if config.phrasings else 'training wordings')
+    result['model'] = str(model) if isinstance(model, (str, Path)) else 'in memory'
+    (out_dir / 'eval.json').write_text(json.dumps(result, indent=2))
+    metrics = result['metrics']
+    (out_dir / 'eval.md').write_text(
+        f'# leo-eval: {result["model"]}\n\n'
+        f'Test-split scenes: {config.test_scenes}, episodes per family: {config.episodes}, '
+        f'seed: {config.seed}, phrasings: {config.phrasings or "training templates"}.\n\n'
+        + markdown_table([(name, metrics)]) + '\n\n'
+        f'Median decision time: {metrics.get("decision_ms_p50", float("nan"))} ms; '
+        f'skipped (no valid task): {metrics["skipped"]}.\n')
+    plot_results([(name, {k: v for k, v in metrics.items() if k in
+                          {m for m, _ in METRICS.values()}})],
+                 out_dir / 'eval.png', f'leo-eval ({name})')
+    return metrics

@@ -1,0 +1,396 @@
+"""
+The whole training pipeline behind ``leo-train`` (no ROS).
+
+1. data: train / val / test splits from the data engine (by scene seed), skipped when present;
+2. classifier: pretrain the object encoder + category head on the train scenes' objects;
+3. action tokenizer: grounded (nothing to learn), bins, or a residual VQ fitted on the expert
+   demonstrations (robot frame);
+4. vocabulary and MiniLM instruction states;
+5. stage 1: 3D-language alignment (object captions, referring expressions, scene captions);
+6. stage 2: instruction tuning with actions (QA, navigation, pick-and-place, plans), LoRA;
+7. save the model directory, the metrics log and the curves; optionally evaluate.
+"""
+
+from dataclasses import asdict, dataclass, field, fields
+import json
+from pathlib import Path
+import shutil
+import time
+
+from leo_ros.train.dataset import STAGE1_FAMILIES, STAGE2_FAMILIES
+from leo_ros.train.policy import PolicyConfig
+from leo_ros.train.trainer import StageConfig
+import numpy as np
+import yaml
+
+
+@dataclass
+class DataConfig:
+    """
+    The dataset the pipeline writes (``leo-data`` format) and how much of each family.
+
+    :param train_scenes: scenes in the train split
+    :param val_scenes: scenes in the validation split
+    :param test_scenes: scenes in the test split (evaluation draws its episodes there)
+    :param points: points per object token
+    :param image_size: (width, height) of the ego-view images
+    :param per_scene: EngineConfig counts per scene (situations, qa, nav, ...)
+    :param refer_phrasings: instructions of the derived referring-expression task
+    """
+
+    train_scenes: int = 600
+    val_scenes: int = 30
+    test_scenes: int = 50
+    points: int = 256
+    image_size: tuple = (64, 48)
+    per_scene: dict = field(default_factory=lambda: {
+        'situations': 4, 'object_captions': 8, 'scene_captions': 1, 'qa': 24, 'nav': 8,
+        'pick_place': 10, 'plan': 4})
+    refer_phrasings: tuple = ('Which object is {target}?', 'Point at {target}.',
+                              'Find {target}.')
+
+    def __post_init__(self):
+        for name in ('train_scenes', 'val_scenes', 'points'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'DataConfig.{name} must be >= 1, got {getattr(self, name)}')
+        if self.test_scenes < 0:
+            raise ValueError(f'DataConfig.test_scenes must be >= 0, got {self.test_scenes}')
+        self.image_size = tuple(self.image_size)
+        self.refer_phrasings = tuple(self.refer_phrasings)
+        if not self.refer_phrasings or any('{target}' not in p for p in self.refer_phrasings):
+            raise ValueError(f'DataConfig.refer_phrasings must each contain {{target}}, '
+                             f'got {self.refer_phrasings}')
+
+
+@dataclass
+class ClassifierStepConfig:
+    """Object-encoder pretraining: steps, batch, learning rate, sizes."""
+
+    steps: int = 500
+    batch_size: int = 128
+    lr: float = 2e-3
+    points: int = 256
+    width: int = 128
+    embedding: int = 64
+
+    def __post_init__(self):
+        for name in ('steps', 'batch_size', 'points', 'width', 'embedding'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'ClassifierStepConfig.{name} must be >= 1, got '
+                                 f'{getattr(self, name)}')
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``leo-train`` does, from one YAML file (config/train_default.yaml)."""
+
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    classifier: ClassifierStepConfig = field(default_factory=ClassifierStepConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    rvq: dict = field(default_factory=lambda: {'codebook_size': 256, 'train_steps': 100})
+    bins: dict = field(default_factory=lambda: {'position_resolution': 0.05})
+    stage1: StageConfig = field(default_factory=lambda: StageConfig(name='stage1'))
+    stage2: StageConfig = field(default_factory=lambda: StageConfig(name='stage2', llm='lora'))
+    skip_stage1: bool = False
+    mixed_precision: bool = True
+
+    def __post_init__(self):
+        if self.stage1.name != 'stage1' or self.stage2.name != 'stage2':
+            raise ValueError(f'TrainConfig stages must be named stage1 and stage2, got '
+                             f'{self.stage1.name!r}, {self.stage2.name!r}')
+
+    @classmethod
+    def from_dict(cls, data: dict) -> 'TrainConfig':
+        """Build from a nested dict (YAML); unknown keys raise ValueError naming them."""
+        data = dict(data or {})
+        nested = {'data': DataConfig, 'classifier': ClassifierStepConfig,
+                  'policy': PolicyConfig, 'stage1': StageConfig, 'stage2': StageConfig}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f'unknown training config keys: {unknown}; known: {sorted(known)}')
+        kwargs = {}
+        for key, value in data.items():
+            if key in nested:
+                value = dict(value or {})
+                if key in ('stage1', 'stage2'):
+                    value.setdefault('name', key)
+                    if key == 'stage2':
+                        value.setdefault('llm', 'lora')
+                allowed = {f.name for f in fields(nested[key])}
+                bad = sorted(set(value) - allowed)
+                if bad:
+                    raise ValueError(f'unknown keys in {key}: {bad}; known: {sorted(allowed)}')
+                value = nested[key](**value)
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    @classmethod
+    def load(cls, path) -> 'TrainConfig':
+        with open(path, encoding='utf-8') as handle:
+            return cls.from_dict(yaml.safe_load(handle))
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+class MetricsLog:
+    """Append-only JSONL metrics log (also echoed as short lines when ``echo``)."""
+
+    def __init__(self, path, echo=False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.echo = echo
+
+    def __call__(self, line: dict):
+        line = {'time': round(time.time(), 1), **line}
+        with open(self.path, 'a', encoding='utf-8') as handle:
+            handle.write(json.dumps(line) + '\n')
+        if self.echo:
+            print(json.dumps(line), flush=True)
+
+
+def generate_data(config: TrainConfig, root: Path, log, progress=True):
+    """Write the splits unless a matching dataset is already there."""
+    from leo_ros.data.engine import DataEngine, EngineConfig
+    from leo_ros.data.shards import write_split
+    from leo_ros.data.templates import Templates
+    data = config.data
+    engine = DataEngine(EngineConfig(points_per_object=data.points, image_size=data.image_size,
+                                     **data.per_scene), Templates.load())
+    wanted = {'train': data.train_scenes, 'val': data.val_scenes, 'test': data.test_scenes}
+    stamp = {'per_scene': data.per_scene, 'points': data.points,
+             'image_size': list(data.image_size)}
+    for split, count in wanted.items():
+        manifest_path = root / split / 'manifest.json'
+        if manifest_path.is_file():
+            manifest = json.loads(manifest_path.read_text())
+            if manifest.get('scenes') == count and manifest.get('pipeline') == stamp:
+                continue
+        if count <= 0:
+            continue
+        manifest = write_split(root, split, count, 0, engine, progress=progress)
+        manifest['pipeline'] = stamp
+        manifest_path.write_text(json.dumps(manifest, indent=2))
+        log({'stage': 'data', 'split': split, 'scenes': manifest['scenes'],
+             'samples': manifest['samples'], 'families': manifest['families'],
+             'drop_rate': manifest['drop_rate'], 'seconds': manifest['seconds']})
+
+
+def collect_objects(root, split, seeds):
+    """Return the objects of a split's scenes as classifier training arrays."""
+    from leo_ros.data.shards import load_scene
+    from leo_ros.sim.scene import CATEGORIES
+    points, sizes, scales, labels = [], [], [], []
+    for seed in seeds:
+        tokens = load_scene(root, split, seed)['tokens']
+        points.append(tokens.points)
+        sizes.append(tokens.sizes)
+        scales.append(tokens.scales)
+        labels += [CATEGORIES.index(label) for label in tokens.labels]
+    return {'points': np.concatenate(points).astype(np.float32),
+            'sizes': np.concatenate(sizes).astype(np.float32),
+            'scales': np.concatenate(scales).astype(np.float32),
+            'labels': np.asarray(labels, np.int64)}
+
+
+def make_action_tokenizer(config: TrainConfig, root, log, progress=True):
+    """Return the action tokenizer of ``config.policy.action_mode`` (RVQ fitted on demos)."""
+    mode = config.policy.action_mode
+    if mode == 'grounded':
+        from leo_ros.actions.grounded import GroundedConfig, GroundedTokenizer
+        return GroundedTokenizer(GroundedConfig(max_objects=config.policy.max_objects))
+    from leo_ros.actions.tokenizers import (ActionCodec, BinConfig, BinTokenizer, RvqConfig,
+                                            RvqTokenizer)
+    from leo_ros.actions.workspace import WorkspaceConfig
+    # Robot-frame actions: positions within +-7 m of the robot.
+    workspace = WorkspaceConfig(x_min=-7.0, x_max=7.0, y_min=-7.0, y_max=7.0, z_min=0.0,
+                                z_max=1.6)
+    if mode == 'bins':
+        return ActionCodec(continuous=BinTokenizer(BinConfig(**config.bins), workspace))
+    tokenizer = RvqTokenizer(RvqConfig(**config.rvq))
+    tokenizer.fit(expert_arrays(root), progress=progress)
+    codec = ActionCodec(continuous=tokenizer)
+    log({'stage': 'rvq', 'event': 'fitted', **rvq_errors(tokenizer, expert_arrays(root, 'val'))})
+    return codec
+
+
+def expert_arrays(root, split='train') -> dict:
+    """Return the expert's NavGoal / PickPlace demonstrations of a split in the robot frame."""
+    from leo_ros.actions.types import action_from_dict
+    from leo_ros.actions.workspace import actions_to_arrays
+    from leo_ros.data.shards import read_samples
+    from leo_ros.train.features import action_to_robot_frame
+    actions = []
+    for sample in read_samples(root, split):
+        situation = sample['situation']
+        pose = (situation['x'], situation['y'], situation['yaw'])
+        for data in sample['actions']:
+            action = action_from_dict(data)
+            if action.kind == 'nav_goal':
+                actions.append(action_to_robot_frame(action, pose))
+                pose = (action.x, action.y, action.yaw)
+            elif action.kind == 'pick_place':
+                actions.append(action_to_robot_frame(action, pose))
+    return actions_to_arrays(actions)
+
+
+def rvq_errors(tokenizer, arrays) -> dict:
+    """Return p95 position [cm] and yaw [deg] round-trip errors of held-out demonstrations."""
+    from leo_ros.actions.workspace import position_yaw_errors
+    out = {}
+    for kind, values in arrays.items():
+        decoded = tokenizer.decode_values(kind, tokenizer.encode_values(kind, values))
+        pos, yaw = position_yaw_errors(kind, values, decoded)
+        out[f'{kind}_pos_err_p95_cm'] = round(float(np.percentile(pos, 95)) * 100, 2)
+        out[f'{kind}_yaw_err_p95_deg'] = round(float(np.degrees(np.percentile(yaw, 95))), 2)
+    return out
+
+
+def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, echo=False,
+                 evaluate_episodes=0, phrasings=()):
+    """
+    Run every step; return the path of the trained model directory.
+
+    :param out_dir: work directory: ``model/``, ``metrics.jsonl``, ``curves.png``, stage
+        checkpoints
+    :param data_dir: dataset directory (default ``out_dir/data``)
+    :param evaluate_episodes: when > 0, run ``leo-eval`` with this many episodes per family
+    :param phrasings: extra phrasings files to evaluate with (held-out wordings)
+    """
+    import torch
+    from leo_ros.data.shards import split_seeds
+    from leo_ros.data.templates import Templates
+    from leo_ros.train.classifier import (classifier_accuracy, ClassifierConfig,
+                                          ObjectClassifier, train_classifier)
+    from leo_ros.train.dataset import build_examples, load_records, SceneCache
+    from leo_ros.train.plots import plot_curves
+    from leo_ros.train.policy import action_vocabulary, LeoTrainedPolicy
+    from leo_ros.train.text import AnswerVocabulary, InstructionEncoder
+    began = time.perf_counter()
+    torch.manual_seed(config.seed)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / 'train_config.json').write_text(json.dumps(config.to_dict(), indent=2))
+    log = MetricsLog(out_dir / 'metrics.jsonl', echo=echo)
+    log({'stage': 'pipeline', 'event': 'start', 'threads': torch.get_num_threads(),
+         'config': config.to_dict()})
+    root = Path(data_dir) if data_dir else out_dir / 'data'
+    generate_data(config, root, log, progress)
+    timings = {'data': time.perf_counter() - began}
+
+    # 2. object encoder pretraining
+    mark = time.perf_counter()
+    classifier_dir = out_dir / 'classifier'
+    if (classifier_dir / 'classifier.safetensors').is_file():
+        classifier = ObjectClassifier.load(classifier_dir)
+    else:
+        step = config.classifier
+        objects = collect_objects(root, 'train', split_seeds('train', config.data.train_scenes))
+        classifier = train_classifier(
+            objects, ClassifierConfig(points=step.points, width=step.width,
+                                      embedding=step.embedding),
+            steps=step.steps, batch_size=step.batch_size, lr=step.lr, seed=config.seed,
+            progress=progress, log=log)
+        classifier.save(classifier_dir)
+    val_objects = collect_objects(root, 'val', split_seeds('val', config.data.val_scenes))
+    log({'stage': 'classifier', 'event': 'done',
+         'val_accuracy': classifier_accuracy(classifier, val_objects)})
+    config.policy.object_embedding = classifier.config.embedding
+    timings['classifier'] = time.perf_counter() - mark
+
+    # 3-4. action tokenizer, vocabulary, examples
+    mark = time.perf_counter()
+    action_tokenizer = make_action_tokenizer(config, root, log, progress)
+    templates = Templates.load()
+    rng = np.random.default_rng(config.seed)
+    train_records = load_records(root, 'train', templates, config.data.refer_phrasings, rng)
+    val_records = load_records(root, 'val', templates, config.data.refer_phrasings, rng)
+    answers = [r[0]['answer'] for r in train_records]
+    vocabulary = AnswerVocabulary.build(answers, action_vocabulary(action_tokenizer))
+    text_encoder = InstructionEncoder(config.policy.max_instruction_tokens)
+    scenes = {'train': SceneCache(root, 'train', classifier),
+              'val': SceneCache(root, 'val', classifier)}
+
+    def examples(records, split, families):
+        chosen = [r for r in records if r[1] in families]
+        return build_examples(chosen, scenes[split], text_encoder, vocabulary,
+                              action_tokenizer, config.policy.max_answer_tokens,
+                              config.policy.use_image, progress)
+
+    stage1_train = examples(train_records, 'train', STAGE1_FAMILIES)
+    stage1_val = examples(val_records, 'val', STAGE1_FAMILIES)
+    stage2_train = examples(train_records, 'train', STAGE2_FAMILIES)
+    stage2_val = examples(val_records, 'val', STAGE2_FAMILIES)
+    log({'stage': 'examples', 'stage1_train': len(stage1_train), 'stage1_val': len(stage1_val),
+         'stage2_train': len(stage2_train), 'stage2_val': len(stage2_val),
+         'vocabulary': len(vocabulary), 'instructions_cached': len(text_encoder.cache)})
+    timings['examples'] = time.perf_counter() - mark
+
+    # 5-6. the two stages
+    model = LeoTrainedPolicy(config.policy, vocabulary, action_tokenizer, classifier)
+    log({'stage': 'policy', 'parameters': sum(p.numel() for n, p in model.named_parameters()
+                                              if not n.startswith('classifier.'))})
+    mark = time.perf_counter()
+    if not config.skip_stage1:
+        _set_llm_mode(model, config.stage1.llm)
+        model = _run_or_load(model, stage1_train, stage1_val, config.stage1, out_dir, log,
+                             config, progress)
+    timings['stage1'] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    _set_llm_mode(model, config.stage2.llm)
+    replay = stage1_train if config.stage2.replay > 0 else ()
+    model = _run_or_load(model, stage2_train, stage2_val, config.stage2, out_dir, log, config,
+                         progress, replay)
+    timings['stage2'] = time.perf_counter() - mark
+
+    # 7. save
+    model_dir = out_dir / 'model'
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    timings = {k: round(v, 1) for k, v in timings.items()}
+    timings['total'] = round(time.perf_counter() - began, 1)
+    model.save(model_dir, extra={'training': config.to_dict(), 'timings_s': timings})
+    log({'stage': 'pipeline', 'event': 'saved', 'model': str(model_dir), 'timings_s': timings})
+    plot_curves(out_dir / 'metrics.jsonl', out_dir / 'curves.png')
+    if evaluate_episodes > 0:
+        from leo_ros.train.evaluate import evaluate_model, EvalConfig
+        for phrasing in (None,) + tuple(phrasings):
+            name = 'eval' if phrasing is None else f'eval-{Path(phrasing).stem}'
+            evaluate_model(model_dir, EvalConfig(episodes=evaluate_episodes, seed=config.seed,
+                                                 phrasings=phrasing,
+                                                 test_scenes=config.data.test_scenes),
+                           out_dir / name, progress=progress)
+    return model_dir
+
+
+def _set_llm_mode(model, mode):
+    """Make the LM fully trainable, frozen, or LoRA-adapted (adapters added once)."""
+    if mode == 'lora':
+        if not model.config.lora:
+            model.add_lora()
+        return
+    if model.config.lora:
+        raise ValueError('the LM already carries LoRA adapters; a later stage cannot train it '
+                         f'as {mode!r}')
+    for parameter in model.llm.parameters():
+        parameter.requires_grad_(mode == 'full')
+
+
+def _run_or_load(model, train, val, stage, out_dir, log, config, progress, replay=()):
+    """Run a stage unless its final weights exist (a finished stage is not retrained)."""
+    from safetensors.torch import load_file, save_file
+    from leo_ros.train.trainer import run_stage
+    done = Path(out_dir) / stage.name / 'final.safetensors'
+    if done.is_file():
+        model.load_state_dict(load_file(str(done)), strict=False)
+        log({'stage': stage.name, 'event': 'loaded finished stage'})
+        return model
+    model = run_stage(model, train, val, stage, out_dir, log, seed=config.seed,
+                      progress=progress, mixed_precision=config.mixed_precision,
+                      replay_examples=replay)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
+             if not k.startswith('classifier.')}
+    save_file(state, str(done))
+    return model

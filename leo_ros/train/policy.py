@@ -1,0 +1,625 @@
+"""
+The trained policy: LEO's layout at a size that trains on a laptop CPU in under an hour (no ROS).
+
+Object tokens (frozen pretrained object encoder + colour + robot-frame box) pass a spatial
+transformer with LEO's pairwise geometry (distance, dz/d, dxy/d, dy/dxy, dx/dxy entering
+attention as log(sigmoid(w . pair + b)), w and b predicted per query and head) and a location
+embedding at every layer; the instruction's pooled MiniLM vector modulates them (text
+guidance). A causal LLaMA-architecture LM (transformers) reads
+``[image] [robot] [objects] [instruction] <bos>`` as input embeddings and writes the answer:
+words from a word-level vocabulary, action markers, and either object-pointer tokens
+(``<obj_k>``, logits = query . object token: the grounding choice) or coordinate tokens from the
+bins / residual-VQ tokenizers (the ablations). Loss on the answer only. Stage 2 trains LoRA
+adapters (peft) on the LM instead of the LM itself.
+"""
+
+from dataclasses import asdict, dataclass, field
+import json
+import math
+from pathlib import Path
+
+from leo_ros.actions.grounded import (GroundedTokenizer, GroundingContext, object_index,
+                                      object_token)
+from leo_ros.train.classifier import ObjectClassifier
+from leo_ros.train.features import (action_from_robot_frame, GEOMETRY_FEATURES,
+                                    image_to_tensor_array, object_features)
+from leo_ros.train.text import AnswerVocabulary, join_words, TEXT_DIM
+import numpy as np
+from safetensors.torch import load_file, save_file
+import torch
+from torch import nn
+
+ACTION_MODES = ('grounded', 'bins', 'rvq')
+LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
+NEG = -1e4  # masked logit (finite: safe in half precision)
+
+
+@dataclass
+class PolicyConfig:
+    """
+    Sizes and switches of the policy.
+
+    :param max_objects: object tokens read (more are cut, nearest first)
+    :param object_embedding: size of the frozen object encoder's embedding
+    :param width: spatial transformer width
+    :param spatial_layers: spatial transformer layers
+    :param spatial_heads: spatial transformer heads
+    :param pairwise_geometry: LEO's pairwise-geometry attention bias (ablation switch)
+    :param text_guidance: modulate object tokens with the pooled instruction vector
+    :param use_image: read the ego-view image token
+    :param image_size: (width, height) of the ego-view image
+    :param llm_hidden: LM width
+    :param llm_layers: LM layers
+    :param llm_heads: LM attention heads
+    :param llm_intermediate: LM MLP width
+    :param max_instruction_tokens: MiniLM word pieces read
+    :param max_answer_tokens: longest generated answer
+    :param lora_rank: LoRA rank (stage 2)
+    :param lora_alpha: LoRA alpha
+    :param lora_targets: LM modules LoRA adapts (LEO's list)
+    :param action_mode: 'grounded' (object tokens), 'bins' or 'rvq' (coordinate tokens)
+    :param lora: whether the LM carries LoRA adapters (set by stage 2)
+    """
+
+    max_objects: int = 60
+    object_embedding: int = 64
+    width: int = 128
+    spatial_layers: int = 2
+    spatial_heads: int = 4
+    pairwise_geometry: bool = True
+    text_guidance: bool = True
+    use_image: bool = True
+    image_size: tuple = (64, 48)
+    llm_hidden: int = 192
+    llm_layers: int = 3
+    llm_heads: int = 4
+    llm_intermediate: int = 512
+    max_instruction_tokens: int = 40
+    max_answer_tokens: int = 48
+    lora_rank: int = 16
+    lora_alpha: int = 16
+    lora_targets: tuple = LORA_TARGETS
+    action_mode: str = 'grounded'
+    lora: bool = False
+
+    def __post_init__(self):
+        for name in ('max_objects', 'object_embedding', 'width', 'spatial_layers',
+                     'spatial_heads', 'llm_hidden', 'llm_layers', 'llm_heads',
+                     'llm_intermediate', 'max_instruction_tokens', 'max_answer_tokens',
+                     'lora_rank', 'lora_alpha'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'PolicyConfig.{name} must be >= 1, got {getattr(self, name)}')
+        if self.width % self.spatial_heads:
+            raise ValueError(f'PolicyConfig.width ({self.width}) must divide by spatial_heads '
+                             f'({self.spatial_heads})')
+        if self.llm_hidden % self.llm_heads:
+            raise ValueError(f'PolicyConfig.llm_hidden ({self.llm_hidden}) must divide by '
+                             f'llm_heads ({self.llm_heads})')
+        if self.action_mode not in ACTION_MODES:
+            raise ValueError(f'PolicyConfig.action_mode must be one of {ACTION_MODES}, '
+                             f'got {self.action_mode!r}')
+        self.image_size = tuple(self.image_size)
+        self.lora_targets = tuple(self.lora_targets)
+
+
+def pairwise_features(centers) -> torch.Tensor:
+    """
+    Return LEO's pair geometry for every object pair.
+
+    :param centers: (B, K, 3)
+    :return: (B, K, K, 5): distance, dz/d, dxy/d, dy/dxy, dx/dxy
+    """
+    delta = centers[:, None, :, :] - centers[:, :, None, :]             # (B, K, K, 3)
+    distance = delta.norm(dim=-1).clamp(min=1e-4)
+    planar = delta[..., :2].norm(dim=-1).clamp(min=1e-4)
+    return torch.stack([distance, delta[..., 2] / distance, planar / distance,
+                        delta[..., 1] / planar, delta[..., 0] / planar], dim=-1)
+
+
+class SpatialLayer(nn.Module):
+    """One spatial transformer layer with an optional pairwise-geometry attention bias."""
+
+    def __init__(self, width, heads, pairwise):
+        super().__init__()
+        self.heads, self.pairwise = heads, pairwise
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(),
+                                 nn.Linear(2 * width, width))
+        self.pair = nn.Linear(width, heads * 6) if pairwise else None
+
+    def forward(self, x, location, pair, mask):
+        """
+        Update the object tokens.
+
+        :param x: (B, K, W) object tokens
+        :param location: (B, K, W) location embedding, added at every layer
+        :param pair: (B, K, K, 5) pair geometry
+        :param mask: (B, K) True for real objects
+        """
+        batch, count, width = x.shape
+        x = x + location
+        h = self.norm1(x)
+        q, k, v = self.qkv(h).view(batch, count, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])      # (B, H, K, K)
+        if self.pairwise:
+            wb = self.pair(h).view(batch, count, self.heads, 6)         # (B, K, H, 6)
+            gate = torch.einsum('bihf,bijf->bhij', wb[..., :5], pair) \
+                + wb[..., 5].permute(0, 2, 1)[..., None]
+            logits = logits + nn.functional.logsigmoid(gate)
+        logits = logits.masked_fill(~mask[:, None, None, :], NEG)
+        attended = (logits.softmax(-1) @ v).transpose(1, 2).reshape(batch, count, width)
+        x = x + self.out(attended)
+        return x + self.mlp(self.norm2(x))
+
+
+class ImageEncoder(nn.Module):
+    """A small convolutional encoder: ego-view image -> one pooled token."""
+
+    def __init__(self, out_dim):
+        super().__init__()
+        layers, channels = [], 3
+        for width in (16, 32, 64, 64):
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.GELU()]
+            channels = width
+        self.conv = nn.Sequential(*layers)
+        self.proj = nn.Linear(channels, out_dim)
+
+    def forward(self, image):
+        """(B, 3, H, W) -> (B, out_dim)."""
+        return self.proj(self.conv(image).mean(dim=(2, 3)))
+
+
+@dataclass
+class Decision:
+    """
+    What the policy decided.
+
+    :param text: the answer text (or a summary of the actions)
+    :param action: the first typed action in the fixed frame, or None
+    :param tokens: generated token strings
+    :param kind: 'text', 'nav_goal', 'pick_place' or 'plan'
+    :param actions: every typed action, in order
+    :param error: why actions could not be decoded ('' if fine)
+    """
+
+    text: str
+    action: object
+    tokens: list
+    kind: str
+    actions: list = field(default_factory=list)
+    error: str = ''
+
+
+class LeoTrainedPolicy(nn.Module):
+    """
+    The policy that ``leo-train`` trains and ``leo-eval`` scores.
+
+    :param config: sizes and switches
+    :param vocabulary: answer words + action tokens (without object tokens)
+    :param action_tokenizer: a ``GroundedTokenizer`` or an ``ActionCodec`` (bins / rvq)
+    :param classifier: the frozen, pretrained object encoder
+    """
+
+    def __init__(self, config: PolicyConfig, vocabulary: AnswerVocabulary, action_tokenizer,
+                 classifier: ObjectClassifier):
+        super().__init__()
+        from transformers import LlamaConfig, LlamaModel
+        self.config = config
+        self.vocabulary = vocabulary
+        self.action_tokenizer = action_tokenizer
+        self.classifier = classifier.eval()
+        for parameter in self.classifier.parameters():
+            parameter.requires_grad_(False)
+        width, hidden = config.width, config.llm_hidden
+        self.object_in = nn.Sequential(
+            nn.Linear(config.object_embedding + GEOMETRY_FEATURES, width), nn.GELU(),
+            nn.Linear(width, width))
+        self.location = nn.Linear(6, width)
+        self.guide = nn.Linear(TEXT_DIM, 2 * width) if config.text_guidance else None
+        self.spatial = nn.ModuleList(SpatialLayer(width, config.spatial_heads,
+                                                  config.pairwise_geometry)
+                                     for _ in range(config.spatial_layers))
+        self.spatial_norm = nn.LayerNorm(width)
+        self.object_proj = nn.Linear(width, hidden)
+        self.text_proj = nn.Linear(TEXT_DIM, hidden)
+        self.image = ImageEncoder(hidden) if config.use_image else None
+        self.robot = nn.Parameter(torch.randn(hidden) * 0.02)
+        self.words = nn.Embedding(len(vocabulary), hidden)
+        self.llm = LlamaModel(LlamaConfig(
+            vocab_size=2, hidden_size=hidden, intermediate_size=config.llm_intermediate,
+            num_hidden_layers=config.llm_layers, num_attention_heads=config.llm_heads,
+            num_key_value_heads=config.llm_heads, max_position_embeddings=512,
+            tie_word_embeddings=False))
+        self.head = nn.Linear(hidden, len(vocabulary))
+        self.pointer_query = nn.Linear(hidden, width)
+        self.pointer_key = nn.Linear(width, width)
+        if config.lora:
+            self.add_lora()
+
+    # ---- stages
+    def add_lora(self):
+        """Put LoRA adapters on the LM (peft) and freeze its base weights."""
+        from peft import inject_adapter_in_model, LoraConfig
+        cfg = self.config
+        lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                          target_modules=list(cfg.lora_targets))
+        self.llm = inject_adapter_in_model(lora, self.llm)
+        for name, parameter in self.llm.named_parameters():
+            parameter.requires_grad_('lora_' in name)
+        cfg.lora = True
+
+    def trainable_parameters(self):
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @property
+    def word_count(self):
+        return len(self.vocabulary)
+
+    # ---- forward
+    def encode_objects(self, batch):
+        """Return (B, K, W) spatial-transformer object tokens."""
+        x = self.object_in(batch['objects'])                            # (B, K, W)
+        if self.guide is not None:
+            gamma, beta = self.guide(batch['text_pooled']).chunk(2, dim=-1)
+            x = x * (1 + gamma[:, None]) + beta[:, None]
+        geometry = torch.cat([batch['centers'], batch['sizes']], dim=-1)  # (B, K, 6)
+        location = self.location(geometry)
+        pair = pairwise_features(batch['centers'])
+        for layer in self.spatial:
+            x = layer(x, location, pair, batch['object_mask'])
+        return self.spatial_norm(x)
+
+    def _prefix(self, batch, objects):
+        """Return prefix embeddings (B, L, D) and mask (B, L): image, robot, objects, text."""
+        size = objects.shape[0]
+        parts, masks = [], []
+        if self.image is not None:
+            parts.append(self.image(batch['image'])[:, None])
+            masks.append(torch.ones(size, 1, dtype=torch.bool, device=objects.device))
+        parts.append(self.robot.expand(size, 1, -1))
+        masks.append(torch.ones(size, 1, dtype=torch.bool, device=objects.device))
+        parts.append(self.object_proj(objects))
+        masks.append(batch['object_mask'])
+        parts.append(self.text_proj(batch['text']))
+        masks.append(batch['text_mask'])
+        return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+
+    def _embed_answer(self, ids, objects_llm):
+        """Embed answer ids (B, A): words from the table, ``<obj_k>`` as object token k."""
+        words = ids.clamp(max=self.word_count - 1)
+        embedded = self.words(words)                                     # (B, A, D)
+        is_object = ids >= self.word_count
+        if is_object.any():
+            index = (ids - self.word_count).clamp(min=0, max=objects_llm.shape[1] - 1)
+            gathered = torch.gather(objects_llm, 1,
+                                    index[..., None].expand(-1, -1, objects_llm.shape[-1]))
+            embedded = torch.where(is_object[..., None], gathered, embedded)
+        return embedded
+
+    def _logits(self, hidden, objects, object_mask):
+        """Word logits and object-pointer logits: (B, A, V + K)."""
+        words = self.head(hidden)                                        # (B, A, V)
+        query = self.pointer_query(hidden)                               # (B, A, W)
+        keys = self.pointer_key(objects)                                 # (B, K, W)
+        pointer = query @ keys.transpose(1, 2) / math.sqrt(keys.shape[-1])
+        pointer = pointer.masked_fill(~object_mask[:, None, :], NEG)      # (B, A, K)
+        return torch.cat([words, pointer], dim=-1)
+
+    def forward(self, batch):
+        """
+        Teacher-forced loss on the answer.
+
+        :param batch: tensors from ``leo_ros.train.dataset.collate``
+        :return: dict with ``loss``, ``correct`` and ``count`` (answer tokens)
+        """
+        objects = self.encode_objects(batch)
+        objects_llm = self.object_proj(objects)
+        prefix, prefix_mask = self._prefix(batch, objects)
+        answer = batch['answer']                                         # (B, A) incl. eos
+        inputs = torch.cat([torch.full_like(answer[:, :1], self.vocabulary.bos),
+                            answer[:, :-1]], dim=1)
+        embedded = self._embed_answer(inputs, objects_llm)
+        sequence = torch.cat([prefix, embedded], dim=1)
+        mask = torch.cat([prefix_mask, batch['answer_mask']], dim=1)
+        positions = (mask.long().cumsum(1) - 1).clamp(min=0)
+        hidden = self.llm(inputs_embeds=sequence, attention_mask=mask.long(),
+                          position_ids=positions).last_hidden_state
+        hidden = hidden[:, prefix.shape[1]:]                             # (B, A, D)
+        logits = self._logits(hidden, objects, batch['object_mask']).float()
+        target_mask = batch['answer_mask']
+        loss = nn.functional.cross_entropy(logits[target_mask], answer[target_mask])
+        correct = (logits.argmax(-1) == answer)[target_mask].sum()
+        return {'loss': loss, 'correct': correct, 'count': target_mask.sum()}
+
+    # ---- generation
+    def _grammar(self):
+        """Return {marker id: [allowed id lists per payload position]} for non-object tokens."""
+        if isinstance(self.action_tokenizer, GroundedTokenizer):
+            return {}
+        grammar = {}
+        for marker, positions in self.action_tokenizer.grammar().items():
+            if marker in self.vocabulary.index:
+                grammar[self.vocabulary.index[marker]] = [
+                    [self.vocabulary.index[t] for t in options if t in self.vocabulary.index]
+                    for options in positions]
+        return grammar
+
+    @torch.no_grad()
+    def generate(self, batch, max_tokens=None):
+        """
+        Greedy decoding with a KV cache and the action grammar (one sample).
+
+        After a marker only its payload can follow (object tokens of objects present, or the
+        tokenizer's allowed codes per position); payload tokens cannot appear elsewhere.
+
+        :return: generated unified ids (list, without eos)
+        """
+        max_tokens = max_tokens or self.config.max_answer_tokens
+        objects = self.encode_objects(batch)
+        objects_llm = self.object_proj(objects)
+        prefix, prefix_mask = self._prefix(batch, objects)
+        count = int(batch['object_mask'][0].sum())
+        vocab, total = self.word_count, self.word_count + objects.shape[1]
+        payload_ids = set()
+        grammar = self._grammar()
+        for positions in grammar.values():
+            for options in positions:
+                payload_ids.update(options)
+        grounded = isinstance(self.action_tokenizer, GroundedTokenizer)
+        grounded_markers = {}
+        if grounded:
+            for kind in self.action_tokenizer.kinds:
+                marker = f'<{kind}>'
+                if marker in self.vocabulary.index:
+                    grounded_markers[self.vocabulary.index[marker]] = \
+                        self.action_tokenizer.tokens_per_action(kind)
+        free_mask = torch.zeros(total, dtype=torch.bool)
+        free_mask[:vocab] = True
+        free_mask[[self.vocabulary.pad, self.vocabulary.bos]] = False
+        if payload_ids:
+            free_mask[sorted(payload_ids)] = False
+        object_mask = torch.zeros(total, dtype=torch.bool)
+        object_mask[vocab:vocab + count] = True
+        step_input = torch.cat([prefix, self.words.weight[self.vocabulary.bos][None, None]], 1)
+        mask = torch.cat([prefix_mask, torch.ones_like(prefix_mask[:, :1])], 1)
+        positions = (mask.long().cumsum(1) - 1).clamp(min=0)
+        cache, generated, pending = None, [], []
+        next_position = int(positions[0, -1]) + 1
+        for _ in range(max_tokens):
+            out = self.llm(inputs_embeds=step_input, attention_mask=mask.long(),
+                           position_ids=positions, past_key_values=cache, use_cache=True)
+            cache = out.past_key_values
+            logits = self._logits(out.last_hidden_state[:, -1:], objects,
+                                  batch['object_mask'])[0, 0].float()     # (V + K,)
+            if pending:
+                allowed = pending.pop(0)
+            else:
+                allowed = free_mask
+            token = int(logits.masked_fill(~allowed, -float('inf')).argmax())
+            if token == self.vocabulary.eos:
+                break
+            generated.append(token)
+            if token in grammar:
+                pending = []
+                for options in grammar[token]:
+                    option_mask = torch.zeros(total, dtype=torch.bool)
+                    option_mask[options] = True
+                    pending.append(option_mask)
+            elif token in grounded_markers:
+                pending = [object_mask] * grounded_markers[token]
+            embedded = self._embed_answer(torch.tensor([[token]]), objects_llm)
+            step_input = embedded
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            positions = torch.tensor([[next_position]])
+            next_position += 1
+        return generated
+
+    def ids_to_tokens(self, ids) -> list:
+        """Return token strings for unified ids (``<obj_k>`` for pointers)."""
+        return [self.vocabulary.tokens[i] if i < self.word_count
+                else object_token(i - self.word_count) for i in ids]
+
+    # ---- acting
+    def prepare(self, tokens, image, instruction, agent_pose, text_encoder,
+                embeddings=None) -> dict:
+        """
+        Build a one-sample batch from live inputs.
+
+        :param tokens: ``SceneTokens`` (fixed frame)
+        :param image: ego-view (H, W, 3) uint8 or None
+        :param embeddings: (K, E) classifier embeddings if already computed
+        """
+        from leo_ros.train.dataset import collate, Example
+        keep = _nearest(tokens.centers, agent_pose, self.config.max_objects)
+        if embeddings is None:
+            embeddings, _ = self.classifier.embed_tokens(tokens)
+        features, centers = object_features(embeddings, tokens, agent_pose)
+        states, pooled = text_encoder.encode([instruction])[0]
+        if self.config.use_image:
+            if image is None:
+                width, height = self.config.image_size
+                image = np.zeros((height, width, 3), np.uint8)
+            image = _resize(np.asarray(image), self.config.image_size)
+        example = Example(objects=features[keep], centers=centers[keep],
+                          sizes=np.asarray(tokens.sizes, np.float32)[keep], text=states,
+                          text_pooled=pooled,
+                          image=image_to_tensor_array(image) if self.config.use_image else None,
+                          answer=np.zeros(0, np.int64))
+        return collate([example], self.vocabulary.eos), keep
+
+    @torch.no_grad()
+    def act(self, tokens, image, instruction, agent_pose, text_encoder, is_free=None,
+            embeddings=None) -> Decision:
+        """
+        Decide: text, or actions decoded into the fixed frame.
+
+        :param tokens: ``SceneTokens`` (fixed frame)
+        :param image: ego-view (H, W, 3) uint8, or None
+        :param agent_pose: robot (x, y, yaw) in the fixed frame
+        :param text_encoder: an ``InstructionEncoder``
+        :param is_free: optional ``f(x, y) -> bool`` for grounded navigation goals
+        """
+        self.eval()
+        batch, keep = self.prepare(tokens, image, instruction, agent_pose, text_encoder,
+                                   embeddings)
+        ids = self.generate(batch)
+        words = self.ids_to_tokens(ids)
+        # Pointer k names the k-th kept object: map back to the scene's own order.
+        words = [object_token(int(keep[object_index(w)])) if w.startswith('<obj_') else w
+                 for w in words]
+        return self.decode_words(words, tokens, agent_pose, is_free)
+
+    def decode_words(self, words, tokens, agent_pose, is_free=None) -> Decision:
+        """Split generated tokens into text and actions; decode actions into the fixed frame."""
+        text_words, segments, current = [], [], None
+        markers = {f'<{kind}>' for kind in ('nav_goal', 'pick_place', 'nav_step', 'ee_delta')}
+        for word in words:
+            if word in markers:
+                current = [word]
+                segments.append(current)
+            elif current is not None and (word.startswith('<obj_') or word.startswith('<bin_')
+                                          or word.startswith('<rvq_')
+                                          or word.startswith('<grip_')):
+                current.append(word)
+            else:
+                current = None
+                text_words.append(word)
+        actions, error = [], ''
+        try:
+            actions = self._decode_segments(segments, tokens, agent_pose, is_free)
+        except ValueError as exc:
+            error = str(exc)
+        text = join_words(text_words)
+        kinds = [s[0][1:-1] for s in segments]
+        if len(kinds) > 1:
+            kind = 'plan'
+        elif kinds:
+            kind = kinds[0]
+        else:
+            kind = 'text'
+        if not text and actions:
+            text = '; '.join(_describe(a) for a in actions)
+        return Decision(text=text, action=actions[0] if actions else None, tokens=list(words),
+                        kind=kind, actions=actions, error=error)
+
+    def _decode_segments(self, segments, tokens, agent_pose, is_free):
+        actions = []
+        pose = tuple(float(v) for v in agent_pose)
+        if isinstance(self.action_tokenizer, GroundedTokenizer):
+            for number, segment in enumerate(segments):
+                kind = segment[0][1:-1]
+                context = GroundingContext.from_scene(tokens, pose, is_free)
+                reach = None
+                following = segments[number + 1] if number + 1 < len(segments) else None
+                if kind == 'nav_goal' and following and following[0] == '<pick_place>':
+                    reach = [object_index(t) for t in following[1:]]
+                action = self.action_tokenizer.decode(kind, segment[1:], context, reach)
+                actions.append(action)
+                if kind == 'nav_goal':  # what follows is decided from where the robot will be
+                    pose = (action.x, action.y, action.yaw)
+            return actions
+        for segment in segments:
+            action = self.action_tokenizer.decode(segment)
+            actions.append(action_from_robot_frame(action, agent_pose))
+        return actions
+
+    # ---- persistence
+    def save(self, directory, extra=None):
+        """
+        Write the whole policy into one directory.
+
+        ``config.json`` (policy config, action mode, ``extra`` such as the training config),
+        ``policy.safetensors`` (weights incl. LoRA), ``answer_tokenizer.json``, the classifier
+        and the action tokenizer's files.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()
+                 if not k.startswith('classifier.')}
+        save_file(state, str(directory / 'policy.safetensors'))
+        self.vocabulary.save(directory)
+        self.classifier.save(directory)
+        self.action_tokenizer.save(directory)
+        (directory / 'config.json').write_text(json.dumps({
+            'format': 'leo_ros.train.policy/1', 'policy': asdict(self.config),
+            'action_tokens': list(self.vocabulary.action_tokens), **(extra or {})}, indent=2))
+
+    @classmethod
+    def load(cls, directory):
+        """Load a policy saved with :meth:`save`; outputs are reproduced exactly."""
+        directory = Path(directory)
+        meta = json.loads((directory / 'config.json').read_text())
+        config = PolicyConfig(**meta['policy'])
+        vocabulary = AnswerVocabulary.load(directory, meta['action_tokens'])
+        classifier = ObjectClassifier.load(directory)
+        action_tokenizer = load_action_tokenizer(config.action_mode, directory)
+        model = cls(config, vocabulary, action_tokenizer, classifier)
+        state = load_file(str(directory / 'policy.safetensors'))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith('classifier.')]
+        if missing or unexpected:
+            raise ValueError(f'{directory}: weights do not match the config: missing {missing}, '
+                             f'unexpected {unexpected}')
+        model.meta = meta
+        return model.eval()
+
+
+def load_action_tokenizer(mode, directory):
+    """Load the action tokenizer of an action mode from a model directory."""
+    if mode == 'grounded':
+        return GroundedTokenizer.load(directory)
+    from leo_ros.actions.tokenizers import ActionCodec
+    return ActionCodec.load(directory)
+
+
+def action_vocabulary(action_tokenizer) -> list:
+    """Return the action tokens (markers + payload, no object tokens) a tokenizer adds."""
+    if isinstance(action_tokenizer, GroundedTokenizer):
+        return [f'<{kind}>' for kind in action_tokenizer.kinds]
+    return list(action_tokenizer.vocabulary())
+
+
+def _nearest(centers, pose, limit) -> np.ndarray:
+    """Return indices of at most ``limit`` objects, in scene order, nearest the robot kept."""
+    centers = np.asarray(centers)
+    if len(centers) <= limit:
+        return np.arange(len(centers))
+    distance = np.hypot(centers[:, 0] - pose[0], centers[:, 1] - pose[1])
+    return np.sort(np.argsort(distance, kind='stable')[:limit])
+
+
+def _resize(image, size) -> np.ndarray:
+    """Nearest-neighbour resize of (H, W, 3) to (height, width) = size[::-1]."""
+    width, height = size
+    if image.shape[:2] == (height, width):
+        return image
+    rows = (np.arange(height) * image.shape[0] / height).astype(int)
+    cols = (np.arange(width) * image.shape[1] / width).astype(int)
+    return image[rows][:, cols]
+
+
+def _describe(action) -> str:
+    if action.kind == 'nav_goal':
+        return f'navigate to ({action.x:.2f}, {action.y:.2f}, yaw {action.yaw:.2f})'
+    if action.kind == 'pick_place':
+        return (f'pick at ({action.pick_x:.2f}, {action.pick_y:.2f}, {action.pick_z:.2f}), '
+                f'place at ({action.place_x:.2f}, {action.place_y:.2f}, {action.place_z:.2f})')
+    return action.kind
+
+
+def random_like(directory) -> 'LeoTrainedPolicy':
+    """
+    Return an untrained twin of a saved model: the baseline to beat.
+
+    Same configuration, vocabulary, tokenizers and classifier; freshly initialised (seeded)
+    policy weights.
+    """
+    trained = LeoTrainedPolicy.load(directory)
+    torch.manual_seed(12345)
+    model = LeoTrainedPolicy(PolicyConfig(**{**asdict(trained.config), 'lora': False}),
+                             trained.vocabulary, trained.action_tokenizer, trained.classifier)
+    if trained.config.lora:
+        model.add_lora()
+    return model.eval()

@@ -1,0 +1,213 @@
+"""
+One training stage (no ROS).
+
+AdamW, linear warmup + cosine decay, gradient clipping, mixed precision on GPU, checkpoints with
+their config, resume, and multi-GPU through Hugging Face accelerate (an ``Accelerator`` is used
+on CPU too, so the same code runs everywhere).
+"""
+
+from dataclasses import asdict, dataclass
+import json
+from pathlib import Path
+import time
+import zlib
+
+from leo_ros.train.dataset import collate, move
+import numpy as np
+from safetensors.torch import load_file, save_file
+import torch
+
+
+@dataclass
+class StageConfig:
+    """
+    One stage's optimisation settings.
+
+    :param name: 'stage1' or 'stage2'
+    :param steps: optimisation steps
+    :param batch_size: examples per step (split over processes)
+    :param lr: peak learning rate
+    :param warmup: warmup steps (linear), then cosine decay to 0
+    :param weight_decay: AdamW weight decay
+    :param clip: gradient norm clip
+    :param llm: 'full' (train the LM) or 'lora' (LoRA adapters only) or 'frozen'
+    :param replay: share of stage-1 examples mixed into stage 2
+    :param log_every: steps between metric lines
+    :param eval_every: steps between validation passes
+    :param checkpoint_every: steps between resumable checkpoints
+    :param val_batches: validation batches per pass
+    """
+
+    name: str = 'stage1'
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    llm: str = 'full'
+    replay: float = 0.0
+    log_every: int = 25
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    val_batches: int = 8
+
+    def __post_init__(self):
+        for name in ('steps', 'batch_size', 'log_every', 'eval_every', 'checkpoint_every',
+                     'val_batches'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'StageConfig.{name} must be >= 1, got {getattr(self, name)}')
+        if not self.lr > 0 or self.warmup < 0 or self.weight_decay < 0 or not self.clip > 0:
+            raise ValueError(f'StageConfig {self.name}: lr and clip must be > 0, warmup and '
+                             f'weight_decay >= 0; got lr={self.lr}, warmup={self.warmup}, '
+                             f'weight_decay={self.weight_decay}, clip={self.clip}')
+        if self.llm not in ('full', 'lora', 'frozen'):
+            raise ValueError(f'StageConfig.llm must be full, lora or frozen, got {self.llm!r}')
+        if not 0 <= self.replay < 1:
+            raise ValueError(f'StageConfig.replay must be in [0, 1), got {self.replay}')
+
+
+def lr_factor(step, warmup, total) -> float:
+    """Return the learning-rate multiplier: linear warmup, then cosine decay to zero."""
+    if step < warmup:
+        return (step + 1) / max(warmup, 1)
+    progress = (step - warmup) / max(total - warmup, 1)
+    return 0.5 * (1.0 + np.cos(np.pi * min(progress, 1.0)))
+
+
+def save_optimizer(optimizer, path):
+    """Write an optimizer's state as safetensors (tensors) + JSON (the rest): no pickles."""
+    state = optimizer.state_dict()
+    tensors, meta = {}, {'param_groups': state['param_groups'], 'state': {}}
+    for index, values in state['state'].items():
+        meta['state'][str(index)] = {}
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f'{index}.{key}'] = value.contiguous().cpu()
+                meta['state'][str(index)][key] = None
+            else:
+                meta['state'][str(index)][key] = value
+    save_file(tensors, str(path) + '.safetensors')
+    Path(str(path) + '.json').write_text(json.dumps(meta))
+
+
+def load_optimizer(optimizer, path):
+    """Inverse of :func:`save_optimizer`."""
+    tensors = load_file(str(path) + '.safetensors')
+    meta = json.loads(Path(str(path) + '.json').read_text())
+    state = {}
+    for index, values in meta['state'].items():
+        state[int(index)] = {key: tensors[f'{index}.{key}'] if value is None else value
+                             for key, value in values.items()}
+    optimizer.load_state_dict({'state': state, 'param_groups': meta['param_groups']})
+
+
+def _trainable_state(model):
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
+            if k in names}
+
+
+def run_stage(model, train_examples, val_examples, config: StageConfig, out_dir, log,
+              seed=0, progress=True, mixed_precision=True, replay_examples=()):
+    """
+    Train one stage; resumes from ``out_dir/<name>/checkpoint*`` when one exists.
+
+    :param model: ``LeoTrainedPolicy`` with the stage's trainable parameters set
+    :param log: ``f(dict)`` that appends a metrics line
+    :return: the unwrapped model
+    """
+    from accelerate import Accelerator
+    from tqdm import tqdm
+    use_gpu = torch.cuda.is_available()
+    accelerator = Accelerator(cpu=not use_gpu,
+                              mixed_precision='bf16' if use_gpu and mixed_precision else 'no')
+    stage_dir = Path(out_dir) / config.name
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    parameters = model.trainable_parameters()
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay,
+                                  betas=(0.9, 0.98))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, config.warmup, config.steps))
+    start = 0
+    checkpoint = stage_dir / 'checkpoint'
+    if (stage_dir / 'checkpoint.json').is_file():
+        meta = json.loads((stage_dir / 'checkpoint.json').read_text())
+        model.load_state_dict(load_file(str(checkpoint) + '-model.safetensors'), strict=False)
+        load_optimizer(optimizer, str(checkpoint) + '-optimizer')
+        scheduler.load_state_dict(meta['scheduler'])
+        start = meta['step']
+        log({'stage': config.name, 'event': 'resume', 'step': start})
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    raw = accelerator.unwrap_model(model)
+    pad = raw.vocabulary.pad
+    workers, rank = accelerator.num_processes, accelerator.process_index
+    per_process = max(1, config.batch_size // workers)
+    replay_count = int(round(per_process * config.replay)) if len(replay_examples) else 0
+    began = time.perf_counter()
+    bar = tqdm(range(start, config.steps), desc=config.name, initial=start, total=config.steps,
+               disable=not progress or not accelerator.is_main_process)
+    totals = {'loss': 0.0, 'correct': 0, 'count': 0, 'steps': 0}
+    for step in bar:
+        # Batches depend on (seed, stage, step, rank) only: a resumed run sees the same data.
+        rng = np.random.default_rng([seed, zlib.crc32(config.name.encode()), step, rank])
+        rows = rng.integers(len(train_examples), size=per_process - replay_count)
+        chosen = [train_examples[i] for i in rows]
+        if replay_count:
+            chosen += [replay_examples[i]
+                       for i in rng.integers(len(replay_examples), size=replay_count)]
+        batch = move(collate(chosen, pad), accelerator.device)
+        model.train()
+        with accelerator.autocast():
+            out = model(batch)
+        accelerator.backward(out['loss'])
+        grad_norm = accelerator.clip_grad_norm_(parameters, config.clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        totals['loss'] += out['loss'].item()
+        totals['correct'] += int(out['correct'])
+        totals['count'] += int(out['count'])
+        totals['steps'] += 1
+        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+            line = {'stage': config.name, 'step': step + 1,
+                    'loss': totals['loss'] / totals['steps'],
+                    'token_accuracy': totals['correct'] / max(totals['count'], 1),
+                    'lr': scheduler.get_last_lr()[0], 'grad_norm': float(grad_norm),
+                    'seconds': round(time.perf_counter() - began, 1)}
+            if accelerator.is_main_process:
+                log(line)
+            bar.set_postfix(loss=f'{line["loss"]:.3f}', acc=f'{line["token_accuracy"]:.3f}')
+            totals = {'loss': 0.0, 'correct': 0, 'count': 0, 'steps': 0}
+        if val_examples and ((step + 1) % config.eval_every == 0 or step + 1 == config.steps):
+            metrics = validate(raw, val_examples, config, accelerator, seed)
+            if accelerator.is_main_process:
+                log({'stage': config.name, 'step': step + 1, **metrics})
+        if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps \
+                and accelerator.is_main_process:
+            save_file(_trainable_state(raw), str(checkpoint) + '-model.safetensors')
+            save_optimizer(getattr(optimizer, 'optimizer', optimizer),
+                           str(checkpoint) + '-optimizer')
+            (stage_dir / 'checkpoint.json').write_text(json.dumps({
+                'step': step + 1, 'scheduler': scheduler.state_dict(),
+                'stage': asdict(config), 'policy': asdict(raw.config)}))
+    accelerator.wait_for_everyone()
+    return raw
+
+
+@torch.no_grad()
+def validate(model, examples, config, accelerator, seed) -> dict:
+    """Return validation loss and token accuracy on a fixed subset."""
+    model.eval()
+    rng = np.random.default_rng([seed, 99])
+    order = rng.permutation(len(examples))[:config.val_batches * config.batch_size]
+    loss, correct, count = 0.0, 0, 0
+    for start in range(0, len(order), config.batch_size):
+        chosen = [examples[i] for i in order[start:start + config.batch_size]]
+        batch = move(collate(chosen, model.vocabulary.pad), accelerator.device)
+        with accelerator.autocast():
+            out = model(batch)
+        loss += out['loss'].item() * int(out['count'])
+        correct += int(out['correct'])
+        count += int(out['count'])
+    return {'val_loss': loss / max(count, 1), 'val_token_accuracy': correct / max(count, 1)}
