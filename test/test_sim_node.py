@@ -34,10 +34,10 @@ def _node(ros_context, name):
 
 
 def test_publishes_camera_and_odometry_at_the_stated_rate(ros_context, spawn):
-    from geometry_msgs.msg import PoseStamped
+    from geometry_msgs.msg import PoseStamped, Twist, Vector3
     from leo_ros.ros.conversions import (depth_image_to_points, image_to_array,
                                          pointcloud2_to_array, pointcloud2_to_xyz_rgb,
-                                         pose_to_matrix)
+                                         pose_to_matrix, quaternion_to_yaw)
     from nav_msgs.msg import Odometry
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -64,13 +64,20 @@ def test_publishes_camera_and_odometry_at_the_stated_rate(ros_context, spawn):
     node.create_subscription(PoseStamped, 'camera/pose', keep('camera'), 10)
     node.create_subscription(Odometry, 'odom', keep('odom'), 10)
     assert _spin_until(executor, lambda: len(arrivals) >= 3, 60.0), sim.output
+    # Measure while the robot turns in place, so that every frame is a new view.
+    turn = node.create_publisher(Twist, 'cmd_vel', 10)
+    node.create_timer(0.1, lambda: turn.publish(Twist(angular=Vector3(z=0.3))))
     arrivals.clear()
     began = time.monotonic()
     _spin_until(executor, lambda: time.monotonic() - began > 5.0, 6.0)
     rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
-    print(f'camera/points at {rate:.1f} Hz (stated 10 Hz, 640x480)')
-    assert rate >= 8.0  # 10 Hz stated; margin for the machine's other loads
+    print(f'camera/points at {rate:.1f} Hz while turning (stated 10 Hz, 640x480)')
+    # The stated 10 Hz is measured by `leo-bench sim` and in docs/sim.md; here other jobs share
+    # the two cores, so the test only guards against a node that falls far behind.
+    assert rate >= 7.0
     assert sim.poll() is None
+    turn.publish(Twist())
+    assert _spin_until(executor, lambda: got['odom'][-1].twist.twist.angular.z == 0.0, 5.0)
 
     cloud = got['points'][-1]
     assert (cloud.height, cloud.width) == (480, 640)
@@ -89,9 +96,14 @@ def test_publishes_camera_and_odometry_at_the_stated_rate(ros_context, spawn):
     instances = pointcloud2_to_array(cloud)['instance']
     world = World(0)
     assert set(np.unique(instances)) - {-1, 0} <= set(world.scene.objects)
-    # camera/pose: the robot has not moved, so it is the world's camera pose at the start.
-    assert np.allclose(pose_to_matrix(got['camera'][-1].pose), world.camera_pose(), atol=1e-6)
+    # camera/pose: the robot only turned, so the camera is the start pose's turned about z.
+    camera = pose_to_matrix(got['camera'][-1].pose)
     odom = got['odom'][-1]
+    start = world.robot_pose
+    assert (odom.pose.pose.position.x, odom.pose.pose.position.y) == pytest.approx(start[:2])
+    world.set_robot_pose(*start[:2], quaternion_to_yaw(got['odom'][-1].pose.pose.orientation))
+    assert np.allclose(camera, world.camera_pose(), atol=1e-5)
+    assert camera[2, 2] < 0  # the optical axis looks down
     assert odom.child_frame_id == 'base_link' and odom.header.frame_id == 'odom'
 
 
@@ -159,6 +171,26 @@ def test_goals_commands_reset_and_task_success(ros_context, spawn):
                 and abs(quaternion_to_yaw(p.orientation) - goal.yaw) < 0.05)
 
     assert _spin_until(executor, arrived, 60.0), (statuses[-3:], poses[-1] if poses else None)
+    answer = call(status, TaskStatus.Request())
+    assert answer.success, answer.detail
+
+    # A pick-and-place task, done with the expert's ManipulatorCommand.
+    response = call(reset, ResetWorld.Request(seed=5, task_family='pick_place', task_seed=2))
+    assert response.success and response.instruction, response.message
+    task = TaskSampler().sample(World(5), 'pick_place', np.random.default_rng(2))
+    assert task.instruction == response.instruction
+    assert not call(status, TaskStatus.Request()).success
+    action = task.actions[0]
+    command = ManipulatorCommand(kind=ManipulatorCommand.KIND_PICK_PLACE,
+                                 object_id=task.target_ids[0])
+    command.header.frame_id = 'map'
+    command.pick_pose = pose_stamped(action.pick_x, action.pick_y, action.pick_yaw,
+                                     z=action.pick_z).pose
+    command.place_pose = pose_stamped(action.place_x, action.place_y, action.place_yaw,
+                                      z=action.place_z).pose
+    manip_pub.publish(command)
+    assert _spin_until(executor, lambda: any(s.startswith('manipulation: placed')
+                                             for s in statuses), 10.0), statuses[-3:]
     answer = call(status, TaskStatus.Request())
     assert answer.success, answer.detail
     assert sim.poll() is None

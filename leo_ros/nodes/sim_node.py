@@ -333,13 +333,14 @@ class SimNode(Node):
         if msg.kind == ManipulatorCommand.KIND_EE_DELTA:
             result = world.ee_delta(EEDelta(place.x, place.y, place.z, place_yaw, msg.gripper))
         elif msg.kind in (ManipulatorCommand.KIND_PICK, ManipulatorCommand.KIND_PICK_PLACE):
+            before = world.snapshot()
             result = world.pick(msg.object_id) if msg.object_id else \
                 world.pick_at(pick.x, pick.y, pick.z)
             if result.ok and msg.kind == ManipulatorCommand.KIND_PICK_PLACE:
                 pick_yaw = quaternion_to_yaw(msg.pick_pose.orientation)
                 result = world.place_at(place.x, place.y, place.z, place_yaw - pick_yaw)
-                if not result.ok:  # put it back where it was
-                    world.place_at(pick.x, pick.y, pick.z)
+                if not result.ok:  # all or nothing: the object stays where it was
+                    world.restore(before)
         elif msg.kind == ManipulatorCommand.KIND_PLACE:
             result = world.place_at(place.x, place.y, place.z)
         else:
