@@ -147,10 +147,13 @@ class Renderer:
             raise RuntimeError('Renderer.render called before set_meshes')
         cfg = self.config
         pose = np.asarray(camera_pose, np.float64)
-        directions = self._directions @ pose[:3, :3].T.astype(np.float32)  # (H, W, 3) map frame
-        origins = np.broadcast_to(pose[:3, 3].astype(np.float32), directions.shape)
-        rays = np.concatenate([origins, directions], -1)  # (H, W, 6)
-        hits = self._scene.cast_rays(o3d.core.Tensor(np.ascontiguousarray(rays)))
+        # (H, W, 6) rays built in C++: origin and direction (optical z = 1) in the map frame.
+        # Open3D puts pixel u at u + 0.5, so the principal point moves by half a pixel.
+        shifted = cfg.intrinsics + np.array([[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]])
+        rays = o3d.t.geometry.RaycastingScene.create_rays_pinhole(
+            o3d.core.Tensor(shifted), o3d.core.Tensor(np.linalg.inv(pose)),
+            cfg.width, cfg.height)
+        hits = self._scene.cast_rays(rays)
         depth = hits['t_hit'].numpy()  # (H, W): ray parameter = optical z since dir z is 1
         geometry = hits['geometry_ids'].numpy()    # (H, W) uint32, INVALID_ID on a miss
         primitive = hits['primitive_ids'].numpy()  # (H, W) uint32
