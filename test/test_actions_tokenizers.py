@@ -3,15 +3,14 @@
 import json
 import math
 
-import numpy as np
-import pytest
-
 from leo_ros.actions.tokenizers import (ActionCodec, BinConfig, BinTokenizer, marker_token,
                                         RvqConfig, RvqTokenizer, SemanticTokenizer)
 from leo_ros.actions.types import NAV_STEP_KINDS, NavGoal, NavStep, PickPlace
 from leo_ros.actions.workspace import (ACTION_FIELDS, action_to_vector, actions_to_arrays,
                                        CONTINUOUS_KINDS, position_yaw_errors,
                                        sample_demonstrations, WorkspaceConfig)
+import numpy as np
+import pytest
 
 TINY_RVQ = RvqConfig(codebook_size=32, nav_goal_levels=2, pose_levels=2, ee_delta_levels=2,
                      train_steps=4, batch_size=256, kmeans_iters=3)

@@ -2,17 +2,16 @@
 
 import math
 
-import numpy as np
-import pytest
-import torch
-
 from leo_ros.model.config import (ImageEncoderConfig, LLMConfig, ObjectEncoderConfig,
                                   PolicyConfig, SpatialConfig)
 from leo_ros.model.image_encoder import ImageEncoder
 from leo_ros.model.object_encoder import ball_query, farthest_point_sample, ObjectEncoder
 from leo_ros.model.spatial import pairwise_features, SpatialTransformer
+import numpy as np
+import pytest
+import torch
 
-TINY_OBJECTS = dict(centroids=(8, 4), group_size=(8, 8), mlps=((8, 8), (8, 16), (16, 32)))
+TINY_OBJECTS = {'centroids': (8, 4), 'group_size': (8, 8), 'mlps': ((8, 8), (8, 16), (16, 32))}
 TINY_SPATIAL = SpatialConfig(width=32, layers=2, heads=4)
 
 

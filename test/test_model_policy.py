@@ -1,9 +1,5 @@
 """LeoPolicy: tokenizer, constrained decoding, answer-only loss, padding, exact save/load."""
 
-import numpy as np
-import pytest
-import torch
-
 from leo_ros.actions.tokenizers import ActionCodec, BinTokenizer, RvqConfig, RvqTokenizer
 from leo_ros.actions.types import NavGoal, NavStep
 from leo_ros.actions.workspace import sample_action_arrays
@@ -12,6 +8,9 @@ from leo_ros.model.config import (ImageEncoderConfig, LLMConfig, ObjectEncoderCo
 from leo_ros.model.policy import collate, IGNORE_INDEX, LeoPolicy
 from leo_ros.model.text_tokenizer import ActionGrammarProcessor, TextTokenizer
 from leo_ros.scene_tokens import SceneTokens
+import numpy as np
+import pytest
+import torch
 
 
 def tiny_config(**overrides):

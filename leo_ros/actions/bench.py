@@ -16,10 +16,9 @@ import math
 from pathlib import Path
 import time
 
-import numpy as np
-
 from leo_ros.actions.tokenizers import BinConfig, BinTokenizer, RvqConfig, RvqTokenizer
 from leo_ros.actions.workspace import position_yaw_errors, sample_action_arrays
+import numpy as np
 
 
 def evaluate(tokenizer, arrays) -> dict:

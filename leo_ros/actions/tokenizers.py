@@ -18,14 +18,13 @@ import json
 import math
 from pathlib import Path
 
+from leo_ros.actions.types import NAV_STEP_KINDS, NavStep
+from leo_ros.actions.workspace import (ACTION_FIELDS, action_to_vector, vector_to_action,
+                                       WorkspaceConfig)
 import numpy as np
 from safetensors.torch import load_file, save_file
 import torch
 from tqdm import tqdm
-
-from leo_ros.actions.types import NAV_STEP_KINDS, NavStep
-from leo_ros.actions.workspace import (ACTION_FIELDS, action_to_vector, vector_to_action,
-                                       WorkspaceConfig)
 
 
 def marker_token(kind: str) -> str:

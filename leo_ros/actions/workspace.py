@@ -10,10 +10,9 @@ arrays (``actions_to_arrays``) that expert actions will give.
 from dataclasses import asdict, dataclass
 import math
 
-import numpy as np
-
 from leo_ros.actions.types import (EEDelta, NAV_STEP_KINDS, NavGoal, NavStep, PickPlace,
                                    wrap_angle)
+import numpy as np
 
 #: action kind -> names of its vector components, in order
 ACTION_FIELDS = {
@@ -133,8 +132,9 @@ def sample_demonstrations(count: int, workspace: WorkspaceConfig = None, rng=Non
 def sample_action_arrays(count: int, workspace: WorkspaceConfig = None, rng=None,
                          kinds=CONTINUOUS_KINDS) -> dict:
     """
-    Draw ``count`` actions of each continuous kind as arrays (same law as
-    ``sample_demonstrations``, vectorised for large tokenizer training sets).
+    Draw ``count`` actions of each continuous kind as arrays.
+
+    The law of ``sample_demonstrations``, vectorised for large tokenizer training sets.
 
     :return: ``{kind: (count, D) float64}`` in ``ACTION_FIELDS`` order
     """
@@ -168,7 +168,8 @@ def position_yaw_errors(kind: str, truth, decoded) -> tuple:
         pos = np.linalg.norm(diff[:, :2], axis=1)
         yaw = np.abs(_wrap(diff[:, 2]))
     elif kind == 'pick_place':
-        pos = np.maximum(np.linalg.norm(diff[:, 0:3], axis=1), np.linalg.norm(diff[:, 4:7], axis=1))
+        pos = np.maximum(np.linalg.norm(diff[:, 0:3], axis=1),
+                         np.linalg.norm(diff[:, 4:7], axis=1))
         yaw = np.maximum(np.abs(_wrap(diff[:, 3])), np.abs(_wrap(diff[:, 7])))
     elif kind == 'ee_delta':
         pos = np.linalg.norm(diff[:, :3], axis=1)

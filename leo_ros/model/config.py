@@ -15,7 +15,7 @@ LEO_LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_pro
 LEO_SYSTEM_PROMPT = (
     'You are an AI visual assistant situated in a 3D scene. You can perceive (1) an ego-view '
     'image (accessible when necessary) and (2) the objects (including yourself) in the scene '
-    '(always accessible). You should properly respond to the USER\'s instruction according to '
+    "(always accessible). You should properly respond to the USER's instruction according to "
     'the given visual information.')
 
 

@@ -6,11 +6,10 @@ installed here because it pulls torchvision). With ``kind='hf'`` a transformers 
 (ConvNext, CLIP vision, anything with a ``pooler_output``) is loaded from a local directory.
 """
 
+from leo_ros.model.config import ImageEncoderConfig
 import torch
 from torch import nn
 import torch.nn.functional as F
-
-from leo_ros.model.config import ImageEncoderConfig
 
 #: ImageNet statistics, which both the CNN and the pretrained models expect
 _MEAN = (0.485, 0.456, 0.406)

@@ -7,9 +7,8 @@ resized to the tokenizer (action tokens included); rows of newly added tokens st
 through peft's ``trainable_token_indices`` while the rest of the base is frozen.
 """
 
-import torch
-
 from leo_ros.model.config import LLMConfig
+import torch
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 

@@ -1,5 +1,5 @@
 """
-Per-object point encoders in pure PyTorch (no compiled ops): PointNet++ set abstraction and PointNet.
+Per-object point encoders in pure PyTorch (no compiled ops): PointNet++ and PointNet.
 
 PointNet++ follows LEO's object encoder: two local set-abstraction levels (farthest point
 sampling to 32 then 16 centroids, ball query with radii 0.2 and 0.4 in the unit sphere, shared
@@ -8,10 +8,9 @@ leak; padded objects are skipped and get zero features. LayerNorm replaces Point
 BatchNorm for the same reason (no statistics shared across objects).
 """
 
+from leo_ros.model.config import ObjectEncoderConfig
 import torch
 from torch import nn
-
-from leo_ros.model.config import ObjectEncoderConfig
 
 
 def farthest_point_sample(xyz: torch.Tensor, count: int) -> torch.Tensor:
@@ -147,7 +146,12 @@ class PointNet(nn.Module):
         self.mlp = shared_mlp(6 if config.use_color else 3, widths, config.point_norm)
 
     def forward(self, points):
-        """:param points: (N, P, 6); :return: (N, out_dim)"""
+        """
+        Encode objects.
+
+        :param points: (N, P, 6)
+        :return: (N, out_dim)
+        """
         inputs = points if self.use_color else points[..., :3]
         return self.mlp(inputs).amax(dim=1)
 

@@ -12,11 +12,6 @@ from dataclasses import dataclass, field
 import json
 from pathlib import Path
 
-import numpy as np
-from safetensors.torch import load_file, save_file
-import torch
-from torch import nn
-
 from leo_ros.actions.tokenizers import ActionCodec, BinTokenizer, RvqConfig, RvqTokenizer
 from leo_ros.model.config import PolicyConfig
 from leo_ros.model.image_encoder import ImageEncoder
@@ -25,6 +20,10 @@ from leo_ros.model.object_encoder import ObjectEncoder
 from leo_ros.model.prompt import BOOTSTRAP_CORPUS, format_answer, prompt_segments
 from leo_ros.model.spatial import SpatialTransformer
 from leo_ros.model.text_tokenizer import ActionGrammarProcessor, TextTokenizer
+import numpy as np
+from safetensors.torch import load_file, save_file
+import torch
+from torch import nn
 
 IGNORE_INDEX = -100
 
@@ -44,6 +43,8 @@ class Decision:
     token_ids: list = field(default_factory=list)
     #: why an action could not be decoded ('' when fine)
     error: str = ''
+    #: the action tokenizer that produced the action ('semantic', 'bins', 'rvq'; '' for text)
+    tokenizer: str = ''
 
 
 @dataclass
@@ -395,7 +396,8 @@ class LeoPolicy(nn.Module):
             action = self.codec.decode(tokens[start:start + 1 + length])
         except ValueError as error:
             return Decision(text, None, tokens, 'text', ids, error=str(error))
-        return Decision(text, action, tokens, kind, ids)
+        return Decision(text, action, tokens, kind, ids,
+                        tokenizer=self.codec.tokenizer_for(kind).name)
 
     # ---- save / load --------------------------------------------------------------------
 

@@ -11,11 +11,10 @@ token (the agent: its position, a zero size, and its heading).
 
 import math
 
+from leo_ros.model.config import SpatialConfig
 import torch
 from torch import nn
 import torch.nn.functional as F
-
-from leo_ros.model.config import SpatialConfig
 
 PAIR_DIM = 5
 _EPS = 1e-10
