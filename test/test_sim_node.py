@@ -66,7 +66,7 @@ def test_publishes_camera_and_odometry_at_the_stated_rate(ros_context, spawn):
     assert _spin_until(executor, lambda: len(arrivals) >= 3, 60.0), sim.output
     # Measure while the robot turns in place, so that every frame is a new view.
     turn = node.create_publisher(Twist, 'cmd_vel', 10)
-    node.create_timer(0.1, lambda: turn.publish(Twist(angular=Vector3(z=0.3))))
+    turning = node.create_timer(0.1, lambda: turn.publish(Twist(angular=Vector3(z=0.3))))
     arrivals.clear()
     began = time.monotonic()
     _spin_until(executor, lambda: time.monotonic() - began > 5.0, 6.0)
@@ -76,6 +76,7 @@ def test_publishes_camera_and_odometry_at_the_stated_rate(ros_context, spawn):
     # the two cores, so the test only guards against a node that falls far behind.
     assert rate >= 7.0
     assert sim.poll() is None
+    turning.cancel()
     turn.publish(Twist())
     assert _spin_until(executor, lambda: got['odom'][-1].twist.twist.angular.z == 0.0, 5.0)
 
@@ -194,3 +195,22 @@ def test_goals_commands_reset_and_task_success(ros_context, spawn):
     answer = call(status, TaskStatus.Request())
     assert answer.success, answer.detail
     assert sim.poll() is None
+
+
+def test_simulated_clock(ros_context, spawn):
+    from nav_msgs.msg import Odometry
+    from rosgraph_msgs.msg import Clock
+
+    sim = spawn([SIM_NODE, '--ros-args', '-p', 'publish_clock:=true', '-p', 'rate:=20.0',
+                 '-p', 'width:=160', '-p', 'height:=120', '-p', 'publish_points:=false'],
+                name='sim_node')
+    node, executor = _node(ros_context, 'clock_probe')
+    clocks, odoms = [], []
+    node.create_subscription(Clock, '/clock', lambda m: clocks.append(
+        m.clock.sec + m.clock.nanosec * 1e-9), 10)
+    node.create_subscription(Odometry, 'odom', odoms.append, 10)
+    assert _spin_until(executor, lambda: len(clocks) >= 10 and odoms, 60.0), sim.output
+    steps = np.diff(clocks[-8:])
+    assert np.allclose(steps, 0.05, atol=1e-6)  # one world step of 1 / rate per frame
+    stamp = odoms[-1].header.stamp
+    assert any(abs(stamp.sec + stamp.nanosec * 1e-9 - c) < 1e-6 for c in clocks)
