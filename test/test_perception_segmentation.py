@@ -84,7 +84,8 @@ def test_every_stride_finds_the_boxes(stride):
     result = segment(xyz, SegmentationConfig(min_object_points=100, stride=stride))
     hits, truths, _, ious = match_objects(result.labels, np.where(truth >= 0, truth + 20, 1))
     assert hits == truths == 3
-    assert min(ious) > 0.8
+    # This 320x240 camera has Kinect's field of view: stride 3 here is stride 6 on 640x480.
+    assert min(ious) > (0.8 if stride < 3 else 0.75)
 
 
 def test_unorganized_cloud_of_separate_boxes():

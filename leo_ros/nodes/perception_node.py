@@ -83,8 +83,10 @@ def declare_config(node):
     from rcl_interfaces.msg import ParameterDescriptor
     values = {}
     for name, (default, description) in PARAMETERS.items():
+        # dynamic typing: '-p plane_distance:=1' (an int) is fine; the configs check values.
         values[name] = node.declare_parameter(
-            name, default, ParameterDescriptor(description=description)).value
+            name, default, ParameterDescriptor(description=description,
+                                               dynamic_typing=True)).value
     if values['input'] not in ('points', 'depth'):
         raise ValueError(f"parameter input must be 'points' or 'depth', got {values['input']!r}")
     segmentation = replace(SegmentationConfig(),

@@ -61,6 +61,7 @@ def segment_baseline(xyz, config=None) -> np.ndarray:
     import open3d as o3d
 
     config = config or BaselineConfig()
+    o3d.utility.random.seed(0)      # segment_plane samples at random: make runs repeatable
     labels = np.full(len(xyz), -1, np.int32)
     valid = np.flatnonzero(np.isfinite(xyz).all(axis=1))
     if len(valid) < 3:

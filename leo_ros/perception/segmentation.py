@@ -52,7 +52,7 @@ class SegmentationConfig:
     max_planes: int = 3                 # support planes searched per frame
     ransac_iterations: int = 64
     ransac_samples: int = 1000          # points scored per hypothesis
-    neighbor_distance: float = 0.02     # largest step between image neighbours at 1 m [m]
+    neighbor_distance: float = 0.01     # largest step between image neighbours at 1 m [m]
     concave_angle_deg: float = 15.0     # cut where normals turn inwards by more than this
     normal_step: int = 2                # half-width of the normal stencil [pixels]
     smoothing: int = 3                  # box filter on the point image [pixels]
