@@ -135,8 +135,8 @@ def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
         tokens, embeddings = cached[seed]
         began = time.perf_counter()
         decision = policy.act(tokens, world.ego_image(width, height), task.instruction,
-                              world.robot_pose, text_encoder, is_free=reachable_free(world),
-                              embeddings=embeddings)
+                              world.robot_pose, is_free=reachable_free(world),
+                              embeddings=embeddings, text_encoder=text_encoder)
         row.update(instruction=task.instruction, expected=task.answer, output=decision.text,
                    tokens=decision.tokens, decision_ms=round(1000 * (time.perf_counter() - began),
                                                              1),

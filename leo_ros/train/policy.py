@@ -176,20 +176,26 @@ class Decision:
     """
     What the policy decided.
 
+    Field names follow ``leo_ros.model.policy.Decision`` so that nodes take either.
+
     :param text: the answer text (or a summary of the actions)
     :param action: the first typed action in the fixed frame, or None
     :param tokens: generated token strings
-    :param kind: 'text', 'nav_goal', 'pick_place' or 'plan'
-    :param actions: every typed action, in order
+    :param kind: 'text' or the first action's kind ('nav_goal', 'pick_place')
+    :param token_ids: generated ids
     :param error: why actions could not be decoded ('' if fine)
+    :param tokenizer: the action tokenizer's name ('grounded', 'bins', 'rvq'; '' for text)
+    :param actions: every typed action, in order (a plan has a NavGoal, then a PickPlace)
     """
 
     text: str
     action: object
     tokens: list
     kind: str
-    actions: list = field(default_factory=list)
+    token_ids: list = field(default_factory=list)
     error: str = ''
+    tokenizer: str = ''
+    actions: list = field(default_factory=list)
 
 
 class LeoTrainedPolicy(nn.Module):
@@ -449,27 +455,42 @@ class LeoTrainedPolicy(nn.Module):
                           answer=np.zeros(0, np.int64))
         return collate([example], self.vocabulary.eos), keep
 
+    def text_encoder(self):
+        """Return the (lazily loaded, shared) frozen MiniLM instruction encoder."""
+        encoder = getattr(self, '_text_encoder', None)
+        if encoder is None:
+            from leo_ros.train.text import InstructionEncoder
+            encoder = InstructionEncoder(self.config.max_instruction_tokens)
+            self._text_encoder = encoder
+        return encoder
+
     @torch.no_grad()
-    def act(self, tokens, image, instruction, agent_pose, text_encoder, is_free=None,
-            embeddings=None) -> Decision:
+    def act(self, tokens, image=None, instruction='', agent_pose=(0.0, 0.0, 0.0), situation='',
+            is_free=None, embeddings=None, text_encoder=None) -> Decision:
         """
         Decide: text, or actions decoded into the fixed frame.
 
         :param tokens: ``SceneTokens`` (fixed frame)
         :param image: ego-view (H, W, 3) uint8, or None
+        :param instruction: the instruction text
         :param agent_pose: robot (x, y, yaw) in the fixed frame
-        :param text_encoder: an ``InstructionEncoder``
-        :param is_free: optional ``f(x, y) -> bool`` for grounded navigation goals
+        :param situation: unused (the robot frame carries the situation); kept for
+            compatibility with ``LeoPolicy.act``
+        :param is_free: optional ``f(x, y) -> bool`` (map / costmap) for grounded NavGoals
+        :param embeddings: (K, E) object-encoder embeddings, if already computed
+        :param text_encoder: an ``InstructionEncoder`` (default: the model's own)
         """
         self.eval()
-        batch, keep = self.prepare(tokens, image, instruction, agent_pose, text_encoder,
-                                   embeddings)
+        batch, keep = self.prepare(tokens, image, instruction, agent_pose,
+                                   text_encoder or self.text_encoder(), embeddings)
         ids = self.generate(batch)
         words = self.ids_to_tokens(ids)
         # Pointer k names the k-th kept object: map back to the scene's own order.
         words = [object_token(int(keep[object_index(w)])) if w.startswith('<obj_') else w
                  for w in words]
-        return self.decode_words(words, tokens, agent_pose, is_free)
+        decision = self.decode_words(words, tokens, agent_pose, is_free)
+        decision.token_ids = list(ids)
+        return decision
 
     def decode_words(self, words, tokens, agent_pose, is_free=None) -> Decision:
         """Split generated tokens into text and actions; decode actions into the fixed frame."""
@@ -492,17 +513,11 @@ class LeoTrainedPolicy(nn.Module):
         except ValueError as exc:
             error = str(exc)
         text = join_words(text_words)
-        kinds = [s[0][1:-1] for s in segments]
-        if len(kinds) > 1:
-            kind = 'plan'
-        elif kinds:
-            kind = kinds[0]
-        else:
-            kind = 'text'
         if not text and actions:
             text = '; '.join(_describe(a) for a in actions)
         return Decision(text=text, action=actions[0] if actions else None, tokens=list(words),
-                        kind=kind, actions=actions, error=error)
+                        kind=actions[0].kind if actions else 'text', error=error,
+                        tokenizer=self.config.action_mode if actions else '', actions=actions)
 
     def _decode_segments(self, segments, tokens, agent_pose, is_free):
         actions = []

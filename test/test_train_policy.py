@@ -1,0 +1,244 @@
+"""The trained policy's parts: features, pair geometry, masking, decoding grammar, save/load."""
+
+import math
+
+from leo_ros.actions.grounded import GroundedTokenizer
+from leo_ros.actions.types import NavGoal, PickPlace
+from leo_ros.scene_tokens import SceneTokens
+from leo_ros.train.classifier import ClassifierConfig, ObjectClassifier
+from leo_ros.train.dataset import collate, Example
+from leo_ros.train.features import (action_from_robot_frame, action_to_robot_frame,
+                                    from_robot_frame, to_robot_frame)
+from leo_ros.train.pipeline import TrainConfig
+from leo_ros.train.policy import (action_vocabulary, LeoTrainedPolicy, pairwise_features,
+                                  PolicyConfig)
+from leo_ros.train.text import AnswerVocabulary, join_words, split_words, token_f1
+from leo_ros.train.trainer import load_optimizer, lr_factor, save_optimizer, StageConfig
+import numpy as np
+import pytest
+import torch
+
+TINY = dict(width=32, spatial_layers=1, spatial_heads=2, llm_hidden=32, llm_layers=1,
+            llm_heads=2, llm_intermediate=64, object_embedding=8, max_answer_tokens=6,
+            image_size=(16, 12), lora_rank=4, lora_alpha=4)
+
+
+def make_policy(**overrides):
+    torch.manual_seed(0)
+    config = PolicyConfig(**{**TINY, **overrides})
+    tokenizer = GroundedTokenizer()
+    vocabulary = AnswerVocabulary.build(['The red mug.', 'Yes', 'No', '3'],
+                                        action_vocabulary(tokenizer))
+    classifier = ObjectClassifier(ClassifierConfig(points=16, width=16, embedding=8))
+    return LeoTrainedPolicy(config, vocabulary, tokenizer, classifier).eval()
+
+
+def make_scene(count=4, seed=0):
+    rng = np.random.default_rng(seed)
+    clouds = [rng.normal(size=(40, 3)) * 0.1 + rng.uniform(0, 4, size=3) for _ in range(count)]
+    colors = [rng.uniform(size=(40, 3)) for _ in range(count)]
+    return SceneTokens.from_object_clouds(clouds, colors, points_per_object=16)
+
+
+def make_example(policy, objects=3, answer=(4, 5), seed=0):
+    rng = np.random.default_rng(seed)
+    features = 8 + 9
+    return Example(objects=rng.normal(size=(objects, features)).astype(np.float32),
+                   centers=rng.normal(size=(objects, 3)).astype(np.float32),
+                   sizes=np.abs(rng.normal(size=(objects, 3))).astype(np.float32),
+                   text=torch.randn(5, 384).half(), text_pooled=torch.randn(384),
+                   image=rng.normal(size=(3, 12, 16)).astype(np.float32),
+                   answer=np.array(list(answer) + [policy.vocabulary.eos]))
+
+
+@pytest.mark.parametrize('pose', [(0.0, 0.0, 0.0), (1.5, -2.0, 0.7), (3.0, 4.0, -2.9)])
+def test_robot_frame_round_trip(pose):
+    points = np.array([[1.0, 2.0, 0.5], [-3.0, 0.5, 1.0]], np.float32)
+    np.testing.assert_allclose(from_robot_frame(to_robot_frame(points, pose), pose), points,
+                               atol=1e-5)
+    goal = NavGoal(2.0, 1.0, 0.3)
+    back = action_from_robot_frame(action_to_robot_frame(goal, pose), pose)
+    assert back.x == pytest.approx(goal.x) and back.y == pytest.approx(goal.y)
+    assert back.yaw == pytest.approx(goal.yaw)
+    pick = PickPlace(1, 2, 0.8, 0.1, 3, 1, 0.9, -0.2)
+    back = action_from_robot_frame(action_to_robot_frame(pick, pose), pose)
+    np.testing.assert_allclose([back.pick_x, back.place_y, back.place_z], [1, 1, 0.9],
+                               atol=1e-6)
+
+
+def test_robot_frame_is_forward_left():
+    # Facing +y: a point further along +y is ahead (x > 0); one at -x is to the left (y > 0).
+    ego = to_robot_frame(np.array([[0.0, 2.0, 0.0], [-1.0, 0.0, 0.0]]), (0.0, 0.0, math.pi / 2))
+    np.testing.assert_allclose(ego[:, :2], [[2.0, 0.0], [0.0, 1.0]], atol=1e-6)
+
+
+def test_pairwise_features_match_direct_computation():
+    centers = torch.tensor([[[0.0, 0.0, 0.0], [3.0, 4.0, 12.0], [1.0, 0.0, 0.0]]])
+    pair = pairwise_features(centers)
+    assert pair.shape == (1, 3, 3, 5)
+    # pair[i, j] describes j relative to i: (3, 4, 12) from the origin
+    distance, planar = 13.0, 5.0
+    np.testing.assert_allclose(pair[0, 0, 1].numpy(),
+                               [distance, 12 / distance, planar / distance, 4 / planar,
+                                3 / planar], rtol=1e-5)
+
+
+def test_forward_shapes_and_answer_only_loss():
+    policy = make_policy()
+    batch = collate([make_example(policy), make_example(policy, objects=2, answer=(6,))],
+                    policy.vocabulary.pad)
+    out = policy(batch)
+    assert out['loss'].ndim == 0 and torch.isfinite(out['loss'])
+    assert int(out['count']) == 3 + 2  # answer tokens incl. eos, padding excluded
+
+
+def test_padded_objects_change_nothing():
+    policy = make_policy()
+    example = make_example(policy)
+    alone = policy(collate([example], policy.vocabulary.pad))['loss']
+    # Batched with a sample that has more objects, this one gets padded objects.
+    padded = policy(collate([example, make_example(policy, objects=7, seed=1)],
+                            policy.vocabulary.pad))
+    per_sample = policy(collate([example, example], policy.vocabulary.pad))['loss']
+    assert torch.allclose(alone, per_sample, atol=1e-5)
+    objects = policy.encode_objects(collate([example], policy.vocabulary.pad))
+    objects_padded = policy.encode_objects(collate([example, make_example(policy, objects=7)],
+                                                   policy.vocabulary.pad))
+    torch.testing.assert_close(objects[0], objects_padded[0, :3], atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(padded['loss'])
+
+
+@pytest.mark.parametrize('pairwise', [True, False])
+def test_pairwise_switch_changes_the_spatial_layers(pairwise):
+    policy = make_policy(pairwise_geometry=pairwise)
+    assert (policy.spatial[0].pair is not None) == pairwise
+
+
+def test_object_pointer_tokens_point_at_objects():
+    policy = make_policy()
+    word_count = policy.word_count
+    example = make_example(policy, answer=(policy.vocabulary.index['<nav_goal>'],
+                                           word_count + 2))
+    out = policy(collate([example], policy.vocabulary.pad))
+    assert torch.isfinite(out['loss'])
+    assert policy.ids_to_tokens([word_count + 2]) == ['<obj_2>']
+
+
+def test_constrained_decoding_names_present_objects_only():
+    policy = make_policy()
+    marker = policy.vocabulary.index['<nav_goal>']
+    # Force the marker as the first choice: after it, only objects of this scene may follow.
+    with torch.no_grad():
+        policy.head.bias.zero_()
+        policy.head.bias[marker] = 50.0
+    tokens = make_scene(count=3)
+    decision = policy.act(tokens, None, 'go', (0.0, 0.0, 0.0), text_encoder=FakeEncoder())
+    assert decision.tokens[0] == '<nav_goal>'
+    assert decision.tokens[1] in ('<obj_0>', '<obj_1>', '<obj_2>')
+    assert decision.kind in ('nav_goal', 'text')
+
+
+class FakeEncoder:
+    """A stand-in for MiniLM in unit tests of the decoder (the encoder is not under test)."""
+
+    def encode(self, texts, **kwargs):
+        return [(torch.ones(3, 384).half(), torch.ones(384)) for _ in texts]
+
+
+def test_save_load_reproduces_outputs(tmp_path):
+    policy = make_policy()
+    policy.add_lora()
+    with torch.no_grad():
+        for name, parameter in policy.named_parameters():
+            if 'lora_B' in name:
+                parameter.normal_()
+    batch = collate([make_example(policy)], policy.vocabulary.pad)
+    before = policy(batch)['loss']
+    policy.save(tmp_path / 'model')
+    loaded = LeoTrainedPolicy.load(tmp_path / 'model')
+    assert loaded.config.lora
+    assert torch.equal(before, loaded(batch)['loss'])
+    scene = make_scene()
+    a = policy.act(scene, None, 'go', (0, 0, 0), text_encoder=FakeEncoder())
+    b = loaded.act(scene, None, 'go', (0, 0, 0), text_encoder=FakeEncoder())
+    assert a.tokens == b.tokens
+
+
+def test_lora_trains_adapters_only():
+    policy = make_policy()
+    policy.add_lora()
+    trainable = {n for n, p in policy.named_parameters() if p.requires_grad}
+    assert any('lora_A' in n for n in trainable)
+    assert not any(n.startswith('llm.') and 'lora_' not in n for n in trainable)
+    assert not any(n.startswith('classifier.') for n in trainable)
+
+
+def test_classifier_embeds_and_labels():
+    classifier = ObjectClassifier(ClassifierConfig(points=16, width=16, embedding=8))
+    embeddings, probabilities = classifier.embed_tokens(make_scene(5))
+    assert embeddings.shape == (5, 8)
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-5)
+    labels, confidences = classifier.classify(make_scene(2))
+    assert len(labels) == 2 and all(label in classifier.config.categories for label in labels)
+
+
+@pytest.mark.parametrize('text', ['The red mug.', 'A room of 4.5 by 3.0 meters.',
+                                  '1. Go to the box. 2. Stop.'])
+def test_answer_words_round_trip(text):
+    assert join_words(split_words(text)) == text
+
+
+def test_vocabulary_round_trip(tmp_path):
+    vocabulary = AnswerVocabulary.build(['The red mug.', 'Yes'], ['<nav_goal>'])
+    vocabulary.save(tmp_path)
+    loaded = AnswerVocabulary.load(tmp_path, ['<nav_goal>'])
+    assert loaded.tokens == vocabulary.tokens
+    assert loaded.encode('The red mug.') == vocabulary.encode('The red mug.')
+    assert vocabulary.encode('purple') == [vocabulary.index['<unk>']]
+
+
+def test_token_f1():
+    assert token_f1('A red mug on the table.', 'a red mug on the table') == 1.0
+    assert token_f1('red mug', 'blue box') == 0.0
+    assert 0.0 < token_f1('red mug on floor', 'red mug on the table') < 1.0
+
+
+def test_learning_rate_schedule():
+    assert lr_factor(0, 10, 100) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 100) == pytest.approx(1.0)
+    assert lr_factor(10, 10, 100) == pytest.approx(1.0)
+    assert lr_factor(55, 10, 100) == pytest.approx(0.5)
+    assert lr_factor(100, 10, 100) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_optimizer_state_round_trip(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    save_optimizer(optimizer, tmp_path / 'opt')
+    other = torch.optim.AdamW(model.parameters(), lr=0.5)
+    load_optimizer(other, tmp_path / 'opt')
+    assert other.param_groups[0]['lr'] == 0.1
+    for key in ('exp_avg', 'exp_avg_sq'):
+        assert torch.equal(other.state[model.weight][key], optimizer.state[model.weight][key])
+
+
+@pytest.mark.parametrize('data, match', [
+    ({'stage1': {'steps': 0}}, 'steps'),
+    ({'stage2': {'llm': 'half'}}, 'llm'),
+    ({'policy': {'action_mode': 'words'}}, 'action_mode'),
+    ({'policy': {'width': 30, 'spatial_heads': 4}}, 'width'),
+    ({'data': {'refer_phrasings': ['no slot']}}, 'refer_phrasings'),
+    ({'stages': {}}, 'unknown'),
+    ({'stage1': {'lr_max': 1}}, 'unknown keys in stage1'),
+])
+def test_config_names_bad_values(data, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.from_dict(data)
+
+
+def test_stage_config_defaults():
+    config = TrainConfig.from_dict({})
+    assert config.stage1.llm == 'full' and config.stage2.llm == 'lora'
+    assert StageConfig().clip > 0
