@@ -174,10 +174,9 @@ def _planar_points(xyz, config, viewpoint):
     with np.errstate(invalid='ignore', over='ignore'):
         ranges = np.sqrt(_dot3(points, points))                          # NaN/inf stay
         valid = (ranges > 1e-6) & (ranges < config.max_range)            # False for NaN
-    points *= valid
-    points[np.isnan(points)] = 0.0                                       # 0 * NaN is NaN
-    ranges *= valid
-    ranges[np.isnan(ranges)] = 0.0
+    # np.where, not masked assignment: a scattered mask is several times slower.
+    points = np.where(valid, points, np.float32(0))
+    ranges = np.where(valid, ranges, np.float32(0))
     return points, valid, ranges
 
 
@@ -369,10 +368,9 @@ def _upsample_labels(xyz, coarse_labels, coarse_state, coarse_points, planes, co
     stride = config.stride
     height, width = xyz.shape[:2]
     block = np.where(coarse_state == 1, SUPPORT, NO_OBJECT).astype(np.int32)
-    labels = np.ascontiguousarray(   # contiguous: written through a flat view below
-        np.repeat(np.repeat(block, stride, axis=0), stride, axis=1)[:height, :width])
-    with np.errstate(invalid='ignore'):
-        labels[~np.isfinite(xyz[..., 2])] = NO_OBJECT                   # (H, W)
+    labels = np.repeat(np.repeat(block, stride, axis=0), stride, axis=1)[:height, :width]
+    # A new contiguous array (written through a flat view below); invalid depth is no support.
+    labels = np.where(np.isfinite(xyz[..., 2]), labels, np.int32(NO_OBJECT))   # (H, W)
     rows, cols = np.nonzero(coarse_labels >= 0)                         # (K,) coarse pixels
     object_labels = coarse_labels[rows, cols]
     anchors = coarse_points[:, rows, cols]                               # (3, K)
