@@ -79,7 +79,20 @@ while rclpy.ok():
         for msg in bad_clouds(stamp):
             points_pub.publish(msg)
             time.sleep(0.05)
-    if mode == 'depth':
+    if mode == 'depth-bad':
+        odd = conv.array_to_image(np.zeros(xyz.shape[:2], np.uint8), 'mono8', frame_id=frame,
+                                  stamp=stamp)
+        odd.encoding = 'bayer_rggb8'                                    # not a depth encoding
+        depth_pub.publish(odd)
+        time.sleep(0.05)
+        small = CameraInfo(height=10, width=10)                         # size does not match
+        small.k = [float(v) for v in data['k'].reshape(-1)]
+        info_pub.publish(small)
+        time.sleep(0.05)
+        depth_pub.publish(conv.array_to_image(xyz[..., 2].astype(np.float32), '32FC1',
+                                              frame_id=frame, stamp=stamp))
+        time.sleep(0.05)
+    if mode in ('depth', 'depth-bad'):
         info = CameraInfo(height=xyz.shape[0], width=xyz.shape[1])
         info.header.frame_id, info.header.stamp = frame, stamp
         info.k = [float(v) for v in data['k'].reshape(-1)]
@@ -268,3 +281,22 @@ def test_node_memory_stays_bounded_under_a_flood_of_frames(tmp_path, spawn, list
     assert grown < 150, f'resident memory grew by {grown:.0f} MiB'
     check_objects(listener('objects'), boxes, tolerance=0.03)
     assert node.poll() is None
+
+
+def test_node_depth_input_survives_bad_encodings_and_camera_info(tmp_path, spawn, listener):
+    path, boxes = scene_file(tmp_path, 'render')
+    node = spawn([sys.executable, '-m', 'leo_ros.nodes.perception_node', '--ros-args', '-p',
+                  'input:=depth', '-p', 'min_object_points:=100'], name='perception_node')
+    spawn([sys.executable, '-c', PUBLISHER, str(path), 'depth-bad'], name='publisher')
+
+    def bad_frames():
+        diagnostics = listener('diagnostics')
+        return 0 if diagnostics is None else int(diagnostic_values(diagnostics)[1]['bad frames'])
+
+    assert wait_until(lambda: bad_frames() >= 2, timeout=60.0, period=0.2), 'bad input unseen'
+    assert wait_until(lambda: listener('objects') is not None
+                      and len(listener('objects').objects) == len(boxes), timeout=30.0)
+    check_objects(listener('objects'), boxes, tolerance=0.05)
+    assert node.poll() is None, 'the node died'
+    node.stop()
+    assert 'bad depth frame skipped: encoding' in node.output, node.output[-2000:]
