@@ -70,13 +70,10 @@ def resolve_device(device, dtype):
 
 
 def load_policy(model_path, device, dtype):
-    """Load the LEO policy (the default shipped model when ``model_path`` is empty)."""
-    from leo_ros.model.policy import LeoPolicy
+    """Load a policy directory (the default shipped model when ``model_path`` is empty)."""
+    from leo_ros.train.default_model import load_policy as load_any_format
     device, dtype = resolve_device(device, dtype)
-    if not model_path:
-        from leo_ros.train.default_model import default_model_path
-        model_path = str(default_model_path())
-    return LeoPolicy.load(model_path, device=device, dtype=dtype)
+    return load_any_format(model_path or None, device=device, dtype=dtype)
 
 
 class PolicyNode:
