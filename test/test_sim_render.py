@@ -91,3 +91,19 @@ def test_world_frame_shapes_and_camera_pose():
         low, high = world.scene.objects[int(object_id)].aabb()
         points = in_map[frame.instance_ids == object_id]
         assert (points >= low - 0.02).all() and (points <= high + 0.02).all(), object_id
+
+
+def test_repeated_views_reuse_the_cast_but_not_the_noise():
+    renderer = _box_renderer(2.0, 0.3)
+    first, again = renderer.render(LOOK_ALONG_X), renderer.render(LOOK_ALONG_X)
+    assert np.array_equal(first.rgb, again.rgb)
+    assert np.array_equal(first.depth, again.depth, equal_nan=True)
+    with pytest.raises(ValueError):
+        first.depth[0, 0] = 1.0  # shared with the cache: read-only
+    moved = LOOK_ALONG_X.copy()
+    moved[0, 3] = 0.5  # half a metre closer
+    h, w = first.depth.shape
+    assert renderer.render(moved).depth[h // 2, w // 2] == pytest.approx(1.5, abs=1e-4)
+    noisy = _box_renderer(2.0, 0.3, CameraConfig(width=160, height=120, depth_noise=0.01))
+    a, b = noisy.render(LOOK_ALONG_X), noisy.render(LOOK_ALONG_X)
+    assert not np.array_equal(a.depth, b.depth, equal_nan=True)

@@ -65,7 +65,12 @@ class CameraConfig:
 
 @dataclass
 class Frame:
-    """One rendered RGB-D frame."""
+    """
+    One rendered RGB-D frame.
+
+    The noise-free arrays are shared with the renderer's cache of the last view and are
+    read-only; copy one before changing it in place.
+    """
 
     rgb: np.ndarray            # (H, W, 3) uint8
     depth: np.ndarray          # (H, W) float32 [m], NaN where there is no return
@@ -103,6 +108,7 @@ class Renderer:
         self._colors = np.zeros((0, 3), np.float32)
         self._offsets = np.zeros(0, np.int64)
         self._instance_of_geometry = np.zeros(0, np.int32)
+        self._cache = None  # (pose bytes, noise-free arrays) of the last ray cast
 
     def set_meshes(self, meshes):
         """
@@ -122,6 +128,7 @@ class Renderer:
             instances.append(instance_id)
             offset += len(triangles)
         self._scene = scene
+        self._cache = None
         self._colors = np.concatenate(colors) if colors else np.zeros((0, 3), np.float32)
         self._offsets = np.asarray(offsets, np.int64)
         self._instance_of_geometry = np.asarray(instances, np.int32)
@@ -147,6 +154,34 @@ class Renderer:
             raise RuntimeError('Renderer.render called before set_meshes')
         cfg = self.config
         pose = np.asarray(camera_pose, np.float64)
+        key = pose.tobytes()
+        if self._cache is not None and self._cache[0] == key:
+            # Same geometry, same pose: the noise-free image is the same; skip the ray cast.
+            rgb, depth, instance_ids, clean_points = self._cache[1]
+        else:
+            rgb, depth, instance_ids = self._cast(pose)
+            clean_points = self._directions * depth[..., None]  # (H, W, 3), NaN: no depth
+            for array in (rgb, depth, instance_ids, clean_points):
+                array.flags.writeable = False  # shared by cached frames
+            self._cache = (key, (rgb, depth, instance_ids, clean_points))
+        points = clean_points
+        if cfg.depth_noise > 0:
+            depth = depth + self.rng.normal(0.0, 1.0, depth.shape).astype(np.float32) \
+                * np.float32(cfg.depth_noise) * depth ** 2
+        if cfg.dropout > 0:
+            depth = np.where(self.rng.random(depth.shape) < cfg.dropout, np.float32(np.nan),
+                             depth)
+        if cfg.color_noise > 0:
+            noise = self.rng.normal(0.0, cfg.color_noise * 255.0, rgb.shape)
+            rgb = np.clip(rgb + noise, 0, 255).astype(np.uint8)
+        if cfg.depth_noise > 0 or cfg.dropout > 0:
+            points = self._directions * depth[..., None]
+        return Frame(rgb=rgb, depth=depth, points=points, instance_ids=instance_ids,
+                     intrinsics=cfg.intrinsics, camera_pose=pose, stamp=stamp)
+
+    def _cast(self, pose):
+        """Return the noise-free rgb (H, W, 3) uint8, depth (H, W) and instance ids (H, W)."""
+        cfg = self.config
         # (H, W, 6) rays built in C++: origin and direction (optical z = 1) in the map frame.
         # Open3D puts pixel u at u + 0.5, so the principal point moves by half a pixel.
         shifted = cfg.intrinsics + np.array([[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]])
@@ -163,20 +198,9 @@ class Renderer:
         missing = len(self._offsets)
         geometry = np.where(valid, geometry, missing).astype(np.intp)
         index = self._offsets_ext[geometry] + np.where(valid, primitive, 0).astype(np.intp)
-        instance_ids = self._instances_ext[geometry]
-        depth = np.where(valid, depth, np.nan).astype(np.float32)
-        if cfg.depth_noise > 0:
-            depth = depth + self.rng.normal(0.0, 1.0, depth.shape).astype(np.float32) \
-                * np.float32(cfg.depth_noise) * depth ** 2
-        if cfg.dropout > 0:
-            depth[self.rng.random(depth.shape) < cfg.dropout] = np.nan
         rgb = self._rgb_ext[index]  # (H, W, 3) uint8, flat-shaded per triangle
-        if cfg.color_noise > 0:
-            noise = self.rng.normal(0.0, cfg.color_noise * 255.0, rgb.shape)
-            rgb = np.clip(rgb + noise, 0, 255).astype(np.uint8)
-        points = self._directions * depth[..., None]  # (H, W, 3), NaN where no depth
-        return Frame(rgb=rgb, depth=depth, points=points, instance_ids=instance_ids,
-                     intrinsics=cfg.intrinsics, camera_pose=pose, stamp=stamp)
+        return rgb, np.where(valid, depth, np.nan).astype(np.float32), \
+            self._instances_ext[geometry]
 
 
 def _triangle_normals(vertices, triangles):

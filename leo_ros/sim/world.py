@@ -277,7 +277,7 @@ class World:
             small = Renderer(CameraConfig(width=width, height=height, fov_x=cam.fov_x))
             self._ego_renderers = {**getattr(self, '_ego_renderers', {}), key: small}
         small.set_meshes(self._meshes())
-        return small.render(self.camera_pose()).rgb
+        return small.render(self.camera_pose()).rgb.copy()
 
     def scene_tokens(self, points_per_object=DEFAULT_POINTS_PER_OBJECT, seed=None,
                      include_furniture=True) -> SceneTokens:
