@@ -218,24 +218,24 @@ def fit_support_planes(points, ranges, candidates, normals, config, rng):
     """
     Find large support planes one after another with vectorised RANSAC.
 
-    :param points: (M, 3) float32 valid points
+    :param points: (3, M) float32 valid points, planar
     :param ranges: (M,) float32 distance from the sensor
     :param candidates: (M,) bool points that may still belong to a plane
-    :param normals: (M, 3) float32 unit normals or None, with ``normal_ok`` folded into
+    :param normals: (3, M) float32 planar unit normals or None, with ``normal_ok`` folded into
         ``candidates`` by the caller
     :return: list of :class:`Plane`, and (M,) int8: 0 free, 1 support, 2 behind a support
     """
-    state = np.zeros(len(points), np.int8)
+    total = points.shape[1]
+    state = np.zeros(total, np.int8)
     planes = []
     threshold = config.plane_distance * np.maximum(ranges, 0.3) ** 2     # (M,)
     cos_normal = math.cos(math.radians(config.plane_normal_angle_deg))
-    total = len(points)
     for _ in range(config.max_planes):
         free = np.flatnonzero(candidates & (state == 0))
         if len(free) < max(3, config.plane_min_fraction * total) or len(free) < 3:
             break
         sample = free[rng.integers(0, len(free), size=config.ransac_samples)]
-        pts, thr = points[sample], threshold[sample]                     # (S, 3), (S,)
+        pts, thr = points[:, sample].T, threshold[sample]                # (S, 3), (S,)
         triples = rng.integers(0, len(sample), size=(config.ransac_iterations, 3))
         a, b, c = pts[triples[:, 0]], pts[triples[:, 1]], pts[triples[:, 2]]    # (I, 3)
         hyp = np.cross(b - a, c - a)
@@ -247,7 +247,7 @@ def fit_support_planes(points, ranges, candidates, normals, config, rng):
         offsets = -(hyp * a[good]).sum(axis=1)                          # (I,)
         inlier = np.abs(_outer_dot(pts, hyp) + offsets) < thr[:, None]  # (S, I)
         if normals is not None:
-            inlier &= np.abs(_outer_dot(normals[sample], hyp)) > cos_normal
+            inlier &= np.abs(_outer_dot(normals[:, sample].T, hyp)) > cos_normal
         best = int(inlier.sum(axis=0).argmax())
         chosen = pts[inlier[:, best]]
         if len(chosen) < 3:
@@ -255,14 +255,19 @@ def fit_support_planes(points, ranges, candidates, normals, config, rng):
         normal, offset = _least_squares_plane(chosen)
         if offset < 0:      # the sensor (origin) on the positive side
             normal, offset = -normal, -offset
-        height = _dot(points, normal.astype(np.float32)) + np.float32(offset)  # (M,)
-        on_plane = (np.abs(height) < threshold) & (state == 0)
-        if on_plane.sum() < config.plane_min_fraction * total:
+        normal32 = normal.astype(np.float32)
+        height = _dot3(points, normal32) + np.float32(offset)           # (M,)
+        free_now = state == 0
+        on_plane = (np.abs(height) < threshold) & free_now
+        inliers = np.flatnonzero(on_plane)
+        if len(inliers) < config.plane_min_fraction * total:
             break
-        if not _spans(points[on_plane], normal, config.plane_min_extent, rng):
+        if len(inliers) > 5000:
+            inliers = inliers[rng.integers(0, len(inliers), 5000)]
+        if not _spans(points[:, inliers].T, normal, config.plane_min_extent):
             break
-        state[on_plane] = 1
-        state[(height < -threshold) & (state == 0)] = 2
+        behind = (height < -threshold) & free_now
+        state = np.where(on_plane, np.int8(1), np.where(behind, np.int8(2), state))
         planes.append(Plane(normal=normal.astype(np.float32), offset=float(offset),
                             inliers=int(on_plane.sum())))
     return planes, state
@@ -276,10 +281,8 @@ def _least_squares_plane(points):
     return normal, -float(normal @ centre)
 
 
-def _spans(points, normal, extent, rng):
+def _spans(points, normal, extent):
     """Return True if (K, 3) points on a plane cover ``extent`` in both in-plane directions."""
-    if len(points) > 5000:
-        points = points[rng.choice(len(points), 5000, replace=False)]
     centred = points - points.mean(axis=0)
     centred = centred - np.outer(centred @ normal, normal)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
@@ -309,8 +312,8 @@ def segment_organized(xyz, config, viewpoint=None) -> Segmentation:
 
     flat_valid = np.flatnonzero(valid)
     planes, state = fit_support_planes(
-        points.reshape(3, -1)[:, flat_valid].T, ranges.reshape(-1)[flat_valid],
-        normal_ok.reshape(-1)[flat_valid], normals.reshape(3, -1)[:, flat_valid].T, config, rng)
+        points.reshape(3, -1)[:, flat_valid], ranges.reshape(-1)[flat_valid],
+        normal_ok.reshape(-1)[flat_valid], normals.reshape(3, -1)[:, flat_valid], config, rng)
     state_image = np.full(coarse_h * coarse_w, 3, np.int8)              # 3: invalid
     state_image[flat_valid] = state
     state_image = state_image.reshape(coarse_h, coarse_w)
@@ -517,8 +520,8 @@ def segment_unorganized(xyz, config, viewpoint=None) -> Segmentation:
         return Segmentation(labels=labels, num_objects=0)
     voxels, inverse = voxelize(points[flat_valid], config.voxel_size)   # (V, 3), (M,)
     voxel_ranges = np.linalg.norm(voxels, axis=1)
-    planes, state = fit_support_planes(voxels, voxel_ranges, np.ones(len(voxels), bool), None,
-                                       config, rng)
+    planes, state = fit_support_planes(np.ascontiguousarray(voxels.T), voxel_ranges,
+                                       np.ones(len(voxels), bool), None, config, rng)
     point_state = state[inverse]                                        # (M,)
     labels[flat_valid[point_state == 1]] = SUPPORT
     free = np.flatnonzero(state == 0)
