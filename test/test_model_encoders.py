@@ -155,3 +155,14 @@ def test_policy_config_round_trips_through_a_dict():
     config = PolicyConfig(spatial=TINY_SPATIAL, llm=LLMConfig(layers=2))
     assert PolicyConfig.from_dict(config.to_dict()) == config
     assert LLMConfig(source='7b').hidden_size == 4096
+
+
+def test_first_level_samples_centroids_from_the_candidates_only():
+    from leo_ros.model.object_encoder import SetAbstraction
+    level = SetAbstraction(8, 0.3, 8, 0, (8,), fps_candidates=20)
+    xyz = random_points(2, 100, seed=4)[..., :3]
+    centres, features = level(xyz, None)
+    assert centres.shape == (2, 8, 3) and features.shape == (2, 8, 8)
+    for b in range(2):
+        for centre in centres[b]:
+            assert (xyz[b, :20] == centre).all(dim=-1).any()

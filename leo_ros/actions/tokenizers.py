@@ -228,7 +228,7 @@ class RvqConfig:
     #: normalisation: positions are divided by this before the global scale [m] ...
     position_unit: float = 0.01
     #: ... and angles by this [rad], so that equal normalised errors meet both targets
-    yaw_unit: float = math.radians(2.0)
+    yaw_unit: float = math.radians(3.0)
     train_steps: int = 100
     batch_size: int = 4096
     ema_decay: float = 0.9

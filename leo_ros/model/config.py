@@ -40,6 +40,9 @@ class ObjectEncoderConfig:
     mlps: tuple = ((16, 16, 32), (32, 32, 64), (64, 128, 256))
     #: read rgb as point features (else xyz only)
     use_color: bool = True
+    #: farthest point sampling of the first level looks at the first this-many points only
+    #: (they are a random sample already; 0: all). Ball query still groups from all points.
+    fps_candidates: int = 256
     #: LayerNorm after every shared-MLP layer (PointNet++ has BatchNorm; off is faster on CPU)
     point_norm: bool = False
     #: categories of the pretraining classification head (0: no head)
@@ -60,6 +63,9 @@ class ObjectEncoderConfig:
         for name in ('centroids', 'radii', 'group_size'):
             for value in getattr(self, name):
                 _positive('ObjectEncoderConfig', name, value)
+        if self.fps_candidates < 0:
+            raise ValueError(f'ObjectEncoderConfig.fps_candidates must be >= 0, '
+                             f'got {self.fps_candidates}')
         if self.num_classes < 0:
             raise ValueError(f'ObjectEncoderConfig.num_classes must be >= 0, '
                              f'got {self.num_classes}')
@@ -231,6 +237,7 @@ class PolicyConfig:
 def leo_config(**overrides) -> PolicyConfig:
     """Return LEO's sizes: PointNet++ widths up to 768, 7B-size LLM, bf16 on CUDA."""
     config = PolicyConfig(
-        objects=ObjectEncoderConfig(mlps=((64, 64, 128), (128, 128, 256), (256, 512, 768))),
+        objects=ObjectEncoderConfig(mlps=((64, 64, 128), (128, 128, 256), (256, 512, 768)),
+                                    fps_candidates=0),
         llm=LLMConfig(source='7b', dtype='bfloat16', device='cuda'), **overrides)
     return config

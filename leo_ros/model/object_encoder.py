@@ -85,9 +85,11 @@ def shared_mlp(in_dim: int, widths, norm: bool = False) -> nn.Sequential:
 class SetAbstraction(nn.Module):
     """One PointNet++ level: sample centroids, group neighbours, shared MLP, max-pool."""
 
-    def __init__(self, centroids, radius, group_size, in_dim, widths, norm=False):
+    def __init__(self, centroids, radius, group_size, in_dim, widths, norm=False,
+                 fps_candidates=0):
         super().__init__()
         self.centroids, self.radius, self.group_size = centroids, radius, group_size
+        self.fps_candidates = fps_candidates
         self.mlp = shared_mlp(in_dim + 3, widths, norm)
 
     def forward(self, xyz, features):
@@ -98,8 +100,10 @@ class SetAbstraction(nn.Module):
         :param features: (N, P, C) or None
         :return: centroid xyz (N, S, 3), centroid features (N, S, widths[-1])
         """
-        centres = gather_points(xyz, farthest_point_sample(xyz, self.centroids))  # (N, S, 3)
-        groups = ball_query(xyz, centres, self.radius, self.group_size)           # (N, S, G)
+        candidates = xyz[:, :self.fps_candidates] if self.fps_candidates else xyz
+        centres = gather_points(candidates, farthest_point_sample(candidates, self.centroids))
+        # centres (N, S, 3) are points of xyz; groups (N, S, G) index all of xyz
+        groups = ball_query(xyz, centres, self.radius, self.group_size)
         local = (gather_points(xyz, groups) - centres.unsqueeze(2)) / self.radius  # (N, S, G, 3)
         if features is not None:
             local = torch.cat([local, gather_points(features, groups)], dim=-1)
@@ -114,10 +118,11 @@ class PointNetPlusPlus(nn.Module):
         colour_dim = 3 if config.use_color else 0
         self.levels = nn.ModuleList()
         in_dim = colour_dim
-        for centroids, radius, group_size, widths in zip(config.centroids, config.radii,
-                                                         config.group_size, config.mlps[:2]):
+        for level, (centroids, radius, group_size, widths) in enumerate(zip(
+                config.centroids, config.radii, config.group_size, config.mlps[:2])):
             self.levels.append(SetAbstraction(centroids, radius, group_size, in_dim, widths,
-                                              config.point_norm))
+                                              config.point_norm,
+                                              config.fps_candidates if level == 0 else 0))
             in_dim = widths[-1]
         self.global_mlp = shared_mlp(in_dim + 3, config.mlps[2], config.point_norm)
         self.use_color = config.use_color

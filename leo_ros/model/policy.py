@@ -342,13 +342,14 @@ class LeoPolicy(nn.Module):
         if head not in self._prefix_cache:
             if len(self._prefix_cache) > 8:
                 self._prefix_cache = {}
-            out = self.llm(inputs_embeds=embeddings[None, :len(head)], use_cache=True)
+            out = self.llm(inputs_embeds=embeddings[None, :len(head)], use_cache=True,
+                           logits_to_keep=1)
             self._prefix_cache[head] = out.past_key_values
         cache = copy.deepcopy(self._prefix_cache[head])
         start = len(head)
         positions = torch.arange(start, len(embeddings), device=self.device)[None]
         out = self.llm(inputs_embeds=embeddings[None, start:], past_key_values=cache,
-                       position_ids=positions, use_cache=True)
+                       position_ids=positions, use_cache=True, logits_to_keep=1)
         generated, position = [], len(embeddings)
         for _ in range(max_new_tokens):
             scores = out.logits[0, -1].float()                             # (V,)
