@@ -284,7 +284,11 @@ class SimNode(Node):
         self.pub_odom.publish(odom)
 
     def _say(self, text, error=False):
-        (self.get_logger().warn if error else self.get_logger().info)(text)
+        # One severity per call site: rclpy (Jazzy) rejects a site that switches severities.
+        if error:
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
         self.pub_status.publish(String(data=text))
 
     def _handle(self, kind, payload):
