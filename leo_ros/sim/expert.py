@@ -5,6 +5,7 @@ The data engine writes these as the target actions; closed-loop evaluation can u
 an upper bound. All return None when the world offers no solution.
 """
 
+import heapq
 import math
 
 from leo_ros.actions.types import NavGoal, NavStep, PickPlace, wrap_angle
@@ -46,45 +47,56 @@ def nav_goal(world, object_id, start=None, slack=1.0):
     return NavGoal(x=float(x), y=float(y), yaw=float(math.atan2(obj.y - y, obj.x - x)))
 
 
-def nav_steps(world, object_id, goal: NavGoal, max_steps=300):
+def nav_steps(world, object_id, goal: NavGoal, max_expansions=4000):
     """
-    Return the discrete steps (NavStep) that take the robot from its pose to the object.
+    Return the shortest list of discrete steps (NavStep) from the robot's pose to the object.
 
-    They are executed on the world to check them and the robot is put back afterwards.
+    A* over the robot's own motion model (forward ``nav_forward``, turns of ``nav_turn``),
+    every forward step collision-checked; the heuristic is the free-space path length to the
+    goal (scipy Dijkstra on the grid) in forward steps, weighted for speed. The search ends at
+    the first pose where :meth:`World.nav_success` holds; the steps end with 'stop'.
     """
     cfg = world.config.robot
     snapshot = world.snapshot()
     try:
-        path = world.grid.path(world.robot[:2], (goal.x, goal.y))
-        if path is None:
+        field, _ = world.grid.distances_from(goal.x, goal.y)
+        x0, y0, yaw0 = (float(v) for v in world.robot)
+        headings = max(1, int(round(2 * math.pi / cfg.nav_turn)))
+
+        def heuristic(x, y):
+            return field[world.grid.cell(x, y)] / cfg.nav_forward
+
+        def done(x, y, k):
+            world.robot[:] = (x, y, wrap_angle(yaw0 + k * cfg.nav_turn))
+            return world.nav_success(object_id)
+
+        if not np.isfinite(heuristic(x0, y0)):
             return None
-        steps, blocked = [], 0
-        for _ in range(max_steps):
-            if world.nav_success(object_id):
-                steps.append(NavStep('stop'))
-                return steps
-            x, y, yaw = world.robot
-            if math.dist((x, y), (goal.x, goal.y)) < cfg.nav_forward * 0.6:
-                obj = world.scene.object(object_id)
-                target = (obj.x, obj.y)
-            else:
-                nearest = int(np.argmin(((path - (x, y)) ** 2).sum(1)))
-                ahead = nearest
-                while ahead + 1 < len(path) and math.dist(path[ahead], (x, y)) < 0.35:
-                    ahead += 1
-                target = path[ahead]
-            error = wrap_angle(math.atan2(target[1] - y, target[0] - x) - yaw)
-            if abs(error) > cfg.nav_turn / 2 or blocked:
-                step = NavStep('turn_left' if error > 0 else 'turn_right')
-                blocked = 0
-            else:
-                step = NavStep('forward')
-            if world.apply(step).ok:
-                steps.append(step)
-            else:
-                blocked += 1
-                if blocked > 1:
-                    return None
+        frontier = [(1.5 * heuristic(x0, y0), 0, 0, (x0, y0, 0))]
+        parents = {0: (None, None)}
+        seen, counter = set(), 0
+        while frontier and counter < max_expansions:
+            _, cost, node, (x, y, k) = heapq.heappop(frontier)
+            key = (round(x / 0.05), round(y / 0.05), k % headings)
+            if key in seen:
+                continue
+            seen.add(key)
+            if done(x, y, k):
+                steps = [NavStep('stop')]
+                while parents[node][0] is not None:
+                    node, step = parents[node]
+                    steps.append(NavStep(step))
+                return steps[::-1]
+            yaw = yaw0 + k * cfg.nav_turn
+            moves = [('turn_left', x, y, k + 1), ('turn_right', x, y, k - 1)]
+            nx, ny = x + cfg.nav_forward * math.cos(yaw), y + cfg.nav_forward * math.sin(yaw)
+            if np.isfinite(heuristic(nx, ny)) and world._segment_free((x, y), (nx, ny)):
+                moves.append(('forward', nx, ny, k))
+            for step, mx, my, mk in moves:
+                counter += 1
+                parents[counter] = (node, step)
+                score = cost + 1 + 1.5 * heuristic(mx, my)
+                heapq.heappush(frontier, (score, cost + 1, counter, (mx, my, mk)))
         return None
     finally:
         world.restore(snapshot)
