@@ -4,8 +4,8 @@ import math
 
 from leo_ros.actions.grounded import (_box_gap, GroundedConfig, GroundedTokenizer,
                                       GroundingContext, object_index, object_token)
-from leo_ros.sim.scene import SMALL_CATEGORIES, SUPPORT_CATEGORIES
-from leo_ros.sim.world import Task, World
+from leo_ros.sim.scene import SUPPORT_CATEGORIES
+from leo_ros.sim.world import World
 from leo_ros.train.evaluate import drive, reachable_free
 import numpy as np
 import pytest

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-TINY = dict(width=32, spatial_layers=1, spatial_heads=2, llm_hidden=32, llm_layers=1,
-            llm_heads=2, llm_intermediate=64, object_embedding=8, max_answer_tokens=6,
-            image_size=(16, 12), lora_rank=4, lora_alpha=4)
+TINY = {'width': 32, 'spatial_layers': 1, 'spatial_heads': 2, 'llm_hidden': 32,
+        'llm_layers': 1, 'llm_heads': 2, 'llm_intermediate': 64, 'object_embedding': 8,
+        'max_answer_tokens': 6, 'image_size': (16, 12), 'lora_rank': 4, 'lora_alpha': 4}
 
 
 def make_policy(**overrides):

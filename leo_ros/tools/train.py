@@ -4,6 +4,7 @@ leo-train: the whole training pipeline from one YAML config.
   leo-train --config config/train_default.yaml --out out/leo-default
   leo-train --out out/tiny --set stage1.steps=20 --set stage2.steps=20   (overrides)
   leo-train --out out/leo-default --install models/leo-default            (ship the result)
+  leo-train --out out/ablations --ablations --eval-episodes 30             (ablation table)
 
 Steps: data (leo-data splits) -> object-encoder pretraining -> action tokenizer (RVQ fit when
 used) -> stage 1 (3D-language alignment) -> stage 2 (instruction tuning with actions, LoRA) ->
@@ -47,6 +48,9 @@ def build_parser():
                         help='also evaluate with this phrasings file (repeatable)')
     parser.add_argument('--install', help='copy the model, its log, curves and evaluation '
                                           'into this directory (e.g. models/leo-default)')
+    parser.add_argument('--ablations', nargs='*', metavar='VARIANT',
+                        help='train and evaluate ablation variants (default: all of '
+                             'default, no_stage1, no_pairwise, bins, rvq)')
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     return parser
@@ -76,6 +80,14 @@ def main(argv=None) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    if args.ablations is not None:
+        from leo_ros.train.ablation import run_ablations
+        from leo_ros.train.evaluate import markdown_table
+        rows = run_ablations(config, args.out, args.ablations or None,
+                             episodes=args.eval_episodes or 30, progress=not args.quiet)
+        print(markdown_table(rows))
+        print(f'wrote {args.out}/ablation.md, ablation.json, ablation.png')
+        return 0
     model_dir = run_pipeline(config, args.out, args.data, progress=not args.quiet,
                              evaluate_episodes=args.eval_episodes, phrasings=args.phrasings)
     out = Path(args.out)

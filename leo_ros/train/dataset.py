@@ -179,8 +179,13 @@ def load_records(root, split, templates, refer_phrasings, rng, families=None) ->
 
 
 def build_examples(records, scenes: SceneCache, text_encoder, vocabulary, action_tokenizer,
-                   max_answer_tokens, use_image=True, progress=True) -> list:
-    """Turn records into Examples (MiniLM states computed in batches and cached)."""
+                   max_answer_tokens, use_image=True, progress=True, image_size=None) -> list:
+    """
+    Turn records into Examples (MiniLM states computed in batches and cached).
+
+    :param image_size: (width, height) the policy reads; stored images are resized to it
+    """
+    from leo_ros.train.policy import resize_image
     from tqdm import tqdm
     text_encoder.encode([r[2] for r in records], progress=progress)
     examples = []
@@ -197,7 +202,10 @@ def build_examples(records, scenes: SceneCache, text_encoder, vocabulary, action
         states, pooled = text_encoder.encode([instruction])[0]
         image = None
         if use_image and scene['ego_images'] is not None:
-            image = image_to_tensor_array(scene['ego_images'][sample['situation_index']])
+            image = scene['ego_images'][sample['situation_index']]
+            if image_size is not None:
+                image = resize_image(image, image_size)
+            image = image_to_tensor_array(image)
         examples.append(Example(objects=features, centers=centers,
                                 sizes=np.asarray(scene['tokens'].sizes, np.float32),
                                 text=states, text_pooled=pooled, image=image,

@@ -298,6 +298,7 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
     log({'stage': 'classifier', 'event': 'done',
          'val_accuracy': classifier_accuracy(classifier, val_objects)})
     config.policy.object_embedding = classifier.config.embedding
+    config.policy.render_size = tuple(config.data.image_size)
     timings['classifier'] = time.perf_counter() - mark
 
     # 3-4. action tokenizer, vocabulary, examples
@@ -310,6 +311,8 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
     answers = [r[0]['answer'] for r in train_records]
     vocabulary = AnswerVocabulary.build(answers, action_vocabulary(action_tokenizer))
     text_encoder = InstructionEncoder(config.policy.max_instruction_tokens)
+    cache_path = root / 'minilm_cache'
+    text_encoder.load_cache(cache_path)
     scenes = {'train': SceneCache(root, 'train', classifier),
               'val': SceneCache(root, 'val', classifier)}
 
@@ -317,12 +320,13 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
         chosen = [r for r in records if r[1] in families]
         return build_examples(chosen, scenes[split], text_encoder, vocabulary,
                               action_tokenizer, config.policy.max_answer_tokens,
-                              config.policy.use_image, progress)
+                              config.policy.use_image, progress, config.policy.image_size)
 
     stage1_train = examples(train_records, 'train', STAGE1_FAMILIES)
     stage1_val = examples(val_records, 'val', STAGE1_FAMILIES)
     stage2_train = examples(train_records, 'train', STAGE2_FAMILIES)
     stage2_val = examples(val_records, 'val', STAGE2_FAMILIES)
+    text_encoder.save_cache(cache_path)
     log({'stage': 'examples', 'stage1_train': len(stage1_train), 'stage1_val': len(stage1_val),
          'stage2_train': len(stage2_train), 'stage2_val': len(stage2_val),
          'vocabulary': len(vocabulary), 'instructions_cached': len(text_encoder.cache)})

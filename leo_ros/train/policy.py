@@ -47,7 +47,9 @@ class PolicyConfig:
     :param pairwise_geometry: LEO's pairwise-geometry attention bias (ablation switch)
     :param text_guidance: modulate object tokens with the pooled instruction vector
     :param use_image: read the ego-view image token
-    :param image_size: (width, height) of the ego-view image
+    :param image_size: (width, height) of the ego-view image the encoder reads
+    :param render_size: (width, height) the training images were rendered at (evaluation renders
+        the same and shrinks them the same way)
     :param llm_hidden: LM width
     :param llm_layers: LM layers
     :param llm_heads: LM attention heads
@@ -69,7 +71,8 @@ class PolicyConfig:
     pairwise_geometry: bool = True
     text_guidance: bool = True
     use_image: bool = True
-    image_size: tuple = (64, 48)
+    image_size: tuple = (32, 24)
+    render_size: tuple = (64, 48)
     llm_hidden: int = 192
     llm_layers: int = 3
     llm_heads: int = 4
@@ -99,6 +102,7 @@ class PolicyConfig:
             raise ValueError(f'PolicyConfig.action_mode must be one of {ACTION_MODES}, '
                              f'got {self.action_mode!r}')
         self.image_size = tuple(self.image_size)
+        self.render_size = tuple(self.render_size)
         self.lora_targets = tuple(self.lora_targets)
 
 
@@ -447,7 +451,7 @@ class LeoTrainedPolicy(nn.Module):
             if image is None:
                 width, height = self.config.image_size
                 image = np.zeros((height, width, 3), np.uint8)
-            image = _resize(np.asarray(image), self.config.image_size)
+            image = resize_image(np.asarray(image), self.config.image_size)
         example = Example(objects=features[keep], centers=centers[keep],
                           sizes=np.asarray(tokens.sizes, np.float32)[keep], text=states,
                           text_pooled=pooled,
@@ -605,11 +609,16 @@ def _nearest(centers, pose, limit) -> np.ndarray:
     return np.sort(np.argsort(distance, kind='stable')[:limit])
 
 
-def _resize(image, size) -> np.ndarray:
-    """Nearest-neighbour resize of (H, W, 3) to (height, width) = size[::-1]."""
+def resize_image(image, size) -> np.ndarray:
+    """Area-averaging resize of (H, W, 3) to (height, width) = size[::-1]."""
     width, height = size
     if image.shape[:2] == (height, width):
         return image
+    if image.shape[0] % height == 0 and image.shape[1] % width == 0:
+        # Whole-factor shrink: average blocks (what the training images get too).
+        fy, fx = image.shape[0] // height, image.shape[1] // width
+        blocks = image.reshape(height, fy, width, fx, -1).astype(np.float32)
+        return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
     rows = (np.arange(height) * image.shape[0] / height).astype(int)
     cols = (np.arange(width) * image.shape[1] / width).astype(int)
     return image[rows][:, cols]

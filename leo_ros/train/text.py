@@ -9,6 +9,7 @@ Text on both sides of the policy (no ROS).
   trained on the answers), plus special and action tokens.
 """
 
+import json
 from pathlib import Path
 import re
 
@@ -74,6 +75,32 @@ class InstructionEncoder:
             for text, state, vector, length in zip(chunk, states, pooled, lengths):
                 self.cache[text] = (state[:length].cpu().half(), vector.cpu().float())
         return [self.cache[t] for t in texts]
+
+    def save_cache(self, path):
+        """Write the cached states (safetensors + a JSON list of the texts), for reuse."""
+        from safetensors.torch import save_file
+        texts = sorted(self.cache)
+        tensors = {}
+        for number, text in enumerate(texts):
+            tensors[f'{number}.states'] = self.cache[text][0].contiguous()
+            tensors[f'{number}.pooled'] = self.cache[text][1].contiguous()
+        save_file(tensors, str(path) + '.safetensors')
+        Path(str(path) + '.json').write_text(json.dumps(
+            {'max_tokens': self.max_tokens, 'texts': texts}))
+
+    def load_cache(self, path) -> int:
+        """Read states written by :meth:`save_cache` (same ``max_tokens``); return the count."""
+        from safetensors.torch import load_file
+        meta_path = Path(str(path) + '.json')
+        if not meta_path.is_file():
+            return 0
+        meta = json.loads(meta_path.read_text())
+        if meta['max_tokens'] != self.max_tokens:
+            return 0
+        tensors = load_file(str(path) + '.safetensors')
+        for number, text in enumerate(meta['texts']):
+            self.cache[text] = (tensors[f'{number}.states'], tensors[f'{number}.pooled'])
+        return len(meta['texts'])
 
 
 _PIECES = re.compile(r'<[a-z_0-9]+>|\d+\.\d+|\w+|[^\w\s]')
