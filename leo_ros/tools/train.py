@@ -51,6 +51,8 @@ def build_parser():
     parser.add_argument('--ablations', nargs='*', metavar='VARIANT',
                         help='train and evaluate ablation variants (default: all of '
                              'default, no_stage1, no_pairwise, bins, rvq)')
+    parser.add_argument('--classifier', help='ablations: share this pretrained object encoder '
+                                             '(a directory with classifier.json)')
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     return parser
@@ -84,7 +86,8 @@ def main(argv=None) -> int:
         from leo_ros.train.ablation import run_ablations
         from leo_ros.train.evaluate import markdown_table
         rows = run_ablations(config, args.out, args.ablations or None,
-                             episodes=args.eval_episodes or 30, progress=not args.quiet)
+                             episodes=args.eval_episodes or 30, progress=not args.quiet,
+                             data_dir=args.data, classifier_dir=args.classifier)
         print(markdown_table(rows))
         print(f'wrote {args.out}/ablation.md, ablation.json, ablation.png')
         return 0

@@ -41,23 +41,26 @@ def variant_config(base: TrainConfig, changes: dict) -> TrainConfig:
     return TrainConfig.from_dict(copy.deepcopy(data))
 
 
-def run_ablations(base: TrainConfig, out_dir, variants=None, episodes=30, progress=True):
+def run_ablations(base: TrainConfig, out_dir, variants=None, episodes=30, progress=True,
+                  data_dir=None, classifier_dir=None):
     """
     Train and evaluate every variant; write ablation.md, ablation.json and ablation.png.
 
+    :param data_dir: dataset shared by the variants (default ``out_dir/data``)
+    :param classifier_dir: a pretrained object encoder to share (default: the first variant's)
     :return: list of (variant, metrics)
     """
     from leo_ros.train.plots import plot_results
     out_dir = Path(out_dir)
-    data_dir = out_dir / 'data'
+    data_dir = Path(data_dir) if data_dir else out_dir / 'data'
     rows = []
     for name in variants or VARIANTS:
         if name not in VARIANTS:
             raise ValueError(f'unknown ablation variant {name!r}; known: {sorted(VARIANTS)}')
         config = variant_config(base, VARIANTS[name])
         run_dir = out_dir / name
-        shared = out_dir / 'default' / 'classifier'
-        if name != 'default' and shared.is_dir() and not (run_dir / 'classifier').is_dir():
+        shared = Path(classifier_dir) if classifier_dir else out_dir / 'default' / 'classifier'
+        if shared.is_dir() and not (run_dir / 'classifier').is_dir():
             run_dir.mkdir(parents=True, exist_ok=True)
             shutil.copytree(shared, run_dir / 'classifier')
         model_dir = run_pipeline(config, run_dir, data_dir, progress=progress)

@@ -1,0 +1,86 @@
+"""leo-train and leo-eval end to end at toy size: outputs, formats, resume, the last line."""
+
+import json
+
+from leo_ros.tools import evaluate as eval_tool
+from leo_ros.tools import train as train_tool
+from leo_ros.train.plots import read_metrics
+from leo_ros.train.policy import LeoTrainedPolicy
+import pytest
+
+TOY = ['--set', 'data.train_scenes=3', '--set', 'data.val_scenes=1',
+       '--set', 'data.test_scenes=1',
+       '--set', 'data.per_scene={situations: 2, object_captions: 3, scene_captions: 1, qa: 3, '
+                'nav: 2, pick_place: 3, plan: 1}',
+       '--set', 'classifier.steps=3', '--set', 'classifier.batch_size=16',
+       '--set', 'policy.width=32', '--set', 'policy.llm_hidden=32', '--set', 'policy.llm_layers=1',
+       '--set', 'policy.llm_intermediate=64', '--set', 'policy.spatial_layers=1',
+       '--set', 'stage1.batch_size=4', '--set', 'stage2.batch_size=4',
+       '--set', 'stage1.steps=2', '--set', 'stage2.steps=3',
+       '--set', 'stage1.checkpoint_every=1', '--set', 'stage2.checkpoint_every=1',
+       '--set', 'stage1.eval_every=2', '--set', 'stage2.eval_every=3',
+       '--set', 'stage1.val_batches=1', '--set', 'stage2.val_batches=1', '--quiet']
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp('train')
+    assert train_tool.main(['--out', str(out)] + TOY) == 0
+    return out
+
+
+def test_outputs_and_formats(trained):
+    model = trained / 'model'
+    meta = json.loads((model / 'config.json').read_text())
+    assert meta['format'] == 'leo_ros.train.policy/1'
+    assert meta['training']['stage2']['llm'] == 'lora' and meta['policy']['lora']
+    for name in ('policy.safetensors', 'answer_tokenizer.json', 'classifier.safetensors',
+                 'grounded.json'):
+        assert (model / name).is_file()
+    assert not list(trained.rglob('*.pt')) and not list(trained.rglob('*.bin'))  # no pickles
+    lines = read_metrics(trained / 'metrics.jsonl')
+    for stage in ('stage1', 'stage2'):
+        steps = [m['step'] for m in lines if m.get('stage') == stage and 'loss' in m]
+        assert steps and max(steps) == {'stage1': 2, 'stage2': 3}[stage]
+        assert any('val_loss' in m for m in lines if m.get('stage') == stage)
+    assert (trained / 'curves.png').stat().st_size > 1000
+    assert isinstance(LeoTrainedPolicy.load(model), LeoTrainedPolicy)
+
+
+def test_resume_continues_from_the_checkpoint(trained):
+    # Remove the finished marker of stage 2: the stage must resume from its checkpoint
+    # (saved after step 2 of 3) instead of starting over.
+    (trained / 'stage2' / 'final.safetensors').unlink()
+    assert train_tool.main(['--out', str(trained)] + TOY) == 0
+    lines = read_metrics(trained / 'metrics.jsonl')
+    assert {'stage': 'stage1', 'event': 'loaded finished stage'}.items() <= \
+        [m for m in lines if m.get('event') == 'loaded finished stage'][-1].items()
+    resumed = [m for m in lines if m.get('stage') == 'stage2' and m.get('event') == 'resume']
+    assert resumed and resumed[-1]['step'] == 2
+
+
+def test_bad_override_is_refused(tmp_path, capsys):
+    assert train_tool.main(['--out', str(tmp_path), '--set', 'stage1.steps=0']) == 2
+    assert 'steps' in capsys.readouterr().err
+
+
+def test_leo_eval_writes_tables_and_the_last_line(trained, tmp_path, capsys):
+    out = tmp_path / 'eval'
+    code = eval_tool.main(['--model', str(trained / 'model'), '--episodes', '1',
+                           '--test-scenes', '1', '--out', str(out), '--quiet',
+                           '--families', 'nav', 'qa', 'pick_place'])
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    keys = [part.split('=')[0] for part in last.split()]
+    assert keys == ['nav_success', 'pickplace_success', 'qa_accuracy']
+    for part in last.split():
+        assert 0.0 <= float(part.split('=')[1]) <= 1.0
+    result = json.loads((out / 'eval.json').read_text())
+    assert {e['family'] for e in result['episodes']} == {'nav', 'qa', 'pick_place'}
+    assert (out / 'eval.md').read_text().count('|') > 10
+    assert (out / 'eval.png').is_file()
+
+
+def test_leo_eval_refuses_a_missing_model(tmp_path, capsys):
+    assert eval_tool.main(['--model', str(tmp_path / 'none'), '--quiet']) == 2
+    assert 'no model' in capsys.readouterr().err
