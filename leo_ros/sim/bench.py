@@ -8,6 +8,7 @@ import argparse
 import statistics
 import time
 
+from leo_ros.actions.types import wrap_angle
 from leo_ros.data.engine import DataEngine, EngineConfig
 from leo_ros.sim.render import CameraConfig
 from leo_ros.sim.world import World, WorldConfig
@@ -26,8 +27,8 @@ def main(argv=None) -> int:
     world.observe()  # build the ray-casting scene once
     render_ms, rebuild_ms = [], []
     for i in tqdm(range(args.frames), desc='render', unit='frame'):
-        world.set_velocity(0.3, 0.4)
-        world.step(0.1)
+        # Turn in place: every frame is a new view (an unchanged view is served from cache).
+        world.robot[2] = wrap_angle(world.robot[2] + 0.05)
         if i % 5 == 0:
             world._meshes_dirty = True  # as after a pick or place
             began = time.perf_counter()
