@@ -106,7 +106,7 @@ def test_pipeline_tokens_in_fixed_frame_with_memory():
 def test_pipeline_without_memory_and_bad_input():
     pipeline = PerceptionPipeline(PerceptionConfig(
         segmentation=SegmentationConfig(min_object_points=100), use_memory=False,
-        points_per_object=64, max_points=100_000))
+        points_per_object=64, max_points=400_000))
     xyz, _ = render()
     result = pipeline.process(xyz, frame_id='camera')
     assert list(result.tokens.ids) == [0, 1, 2]
@@ -114,7 +114,7 @@ def test_pipeline_without_memory_and_bad_input():
     empty = pipeline.process(np.full((10, 10, 3), np.nan, np.float32))
     assert len(empty.tokens) == 0 and empty.tokens.points.shape == (0, 64, 6)
     with pytest.raises(ValueError, match='max_points'):
-        pipeline.process(np.zeros((400, 400, 3), np.float32))
+        pipeline.process(np.zeros((700, 700, 3), np.float32))
     with pytest.raises(ValueError, match='rgb shape'):
         pipeline.process(xyz, rgb=np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match='xyz must be'):

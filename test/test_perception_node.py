@@ -126,7 +126,9 @@ def scene_file(tmp_path, source):
         xyz, truth = render()
         rgb = np.full(xyz.shape, 0.5, np.float32)
         objects = [truth == label for label in np.unique(truth[truth >= 0])]
-        k = np.array([[285.0, 0, 160.0], [0, 285.0, 120.0], [0, 0, 1]])
+        height, width = truth.shape
+        focal = 285.0 * width / 320                                     # as render() projects
+        k = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
     boxes = []
     for mask in objects:
         world = xyz[mask] @ CAMERA_POSE[:3, :3].T + CAMERA_POSE[:3, 3]
@@ -202,9 +204,11 @@ def test_node_publishes_objects_from_a_publisher_process(tmp_path, spawn, listen
         argv += ['-p', 'min_object_points:=100']
     node = spawn(argv, name='perception_node')
     spawn([sys.executable, '-c', PUBLISHER, str(path), mode], name='publisher')
+    # Frames that arrive before the first camera/pose stay in the camera frame (and say so).
     assert wait_until(lambda: (listener('objects') is not None
+                               and listener('objects').header.frame_id == 'map'
                                and len(listener('objects').objects) >= len(boxes)),
-                      timeout=60.0, period=0.2), 'no objects published'
+                      timeout=60.0, period=0.2), 'no objects published in the map frame'
     first = listener('objects')
     # Box centres of the visible points; the points an object loses at its borders move it.
     check_objects(first, boxes, tolerance=0.03 if source == 'mosd' else 0.05)
@@ -218,9 +222,15 @@ def test_node_publishes_objects_from_a_publisher_process(tmp_path, spawn, listen
     texts = [m for m in markers.markers if m.ns == 'labels']
     assert sorted(m.id for m in boxes_drawn) == ids and len(texts) == len(ids)
     assert all(m.header.frame_id == 'map' for m in boxes_drawn)
-    assert wait_until(lambda: listener('diagnostics') is not None, timeout=10.0)
+
+    def processed():
+        diagnostics = listener('diagnostics')
+        return diagnostics is not None and \
+            int(diagnostic_values(diagnostics)[1]['frames processed']) >= 1
+
+    assert wait_until(processed, timeout=15.0), 'no diagnostics after a processed frame'
     status, values = diagnostic_values(listener('diagnostics'))
-    assert int(values['frames processed']) >= 1 and int(values['objects in frame']) == len(ids)
+    assert int(values['objects in frame']) == len(ids)
     assert values['transform'].startswith('camera/pose')
     print(f'diagnostics {values}')
     assert float(values['processing ms (last)']) > 0
@@ -238,7 +248,8 @@ def test_node_survives_bad_input_and_keeps_publishing(tmp_path, spawn, listener)
         return 0 if diagnostics is None else int(diagnostic_values(diagnostics)[1]['bad frames'])
 
     assert wait_until(lambda: bad_frames() >= 5, timeout=60.0, period=0.2), 'bad input unseen'
-    assert wait_until(lambda: listener('objects') is not None, timeout=30.0)
+    assert wait_until(lambda: listener('objects') is not None
+                      and listener('objects').header.frame_id == 'map', timeout=30.0)
     # Good frames between the bad ones still give the right objects, never a wrong one.
     check_objects(listener('objects'), boxes, tolerance=0.05)
     values = diagnostic_values(listener('diagnostics'))[1]
@@ -295,6 +306,7 @@ def test_node_depth_input_survives_bad_encodings_and_camera_info(tmp_path, spawn
 
     assert wait_until(lambda: bad_frames() >= 2, timeout=60.0, period=0.2), 'bad input unseen'
     assert wait_until(lambda: listener('objects') is not None
+                      and listener('objects').header.frame_id == 'map'
                       and len(listener('objects').objects) == len(boxes), timeout=30.0)
     check_objects(listener('objects'), boxes, tolerance=0.05)
     assert node.poll() is None, 'the node died'

@@ -25,7 +25,7 @@ def look_at(eye, target):
     return np.stack([right, down, forward], axis=1)
 
 
-def render(boxes=BOXES, width=320, height=240, noise=0.001, seed=0, table=0.8):
+def render(boxes=BOXES, width=640, height=480, noise=0.001, seed=0, table=0.8):
     """
     Ray-cast an organized cloud of boxes on a square table (an independent little renderer).
 
@@ -84,8 +84,7 @@ def test_every_stride_finds_the_boxes(stride):
     result = segment(xyz, SegmentationConfig(min_object_points=100, stride=stride))
     hits, truths, _, ious = match_objects(result.labels, np.where(truth >= 0, truth + 20, 1))
     assert hits == truths == 3
-    # This 320x240 camera has Kinect's field of view: stride 3 here is stride 6 on 640x480.
-    assert min(ious) > (0.8 if stride < 3 else 0.75)
+    assert min(ious) > 0.8
 
 
 def test_unorganized_cloud_of_separate_boxes():
@@ -103,7 +102,7 @@ def test_unorganized_cloud_of_separate_boxes():
 
 def test_max_objects_keeps_the_largest():
     xyz, truth = render()
-    result = segment(xyz, SegmentationConfig(min_object_points=100, max_objects=1))
+    result = segment(xyz, SegmentationConfig(max_objects=1))
     assert result.num_objects == 1 and result.dropped_objects == 2
     sizes = [(truth == k).sum() for k in range(len(BOXES))]
     overlap = np.bincount(truth[result.labels == 0].clip(-2) + 2, minlength=len(BOXES) + 2)[2:]

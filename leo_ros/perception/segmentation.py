@@ -56,7 +56,7 @@ class SegmentationConfig:
     concave_angle_deg: float = 15.0     # cut where normals turn inwards by more than this
     normal_step: int = 2                # half-width of the normal stencil [pixels]
     smoothing: int = 3                  # box filter on the point image [pixels]
-    stride: int = 2                     # organized clouds: graph on every stride-th pixel
+    stride: int = 3                     # organized clouds: graph on every stride-th pixel
     min_object_points: int = 300
     max_objects: int = 60
     voxel_size: float = 0.01            # unorganized clouds only [m]
@@ -348,8 +348,27 @@ def segment_organized(xyz, config, viewpoint=None) -> Segmentation:
     else:
         labels = _upsample_labels(xyz, coarse_labels, state_image, points, planes, config,
                                   viewpoint)
+        labels, num_objects = _recount(labels, num_objects, config)
     return Segmentation(labels=labels, num_objects=num_objects, planes=planes,
                         dropped_objects=dropped)
+
+
+def _recount(labels, num_objects, config):
+    """
+    Re-rank objects by their full-resolution size; drop those under ``min_object_points``.
+
+    :param labels: (H, W) int32 labels (SUPPORT = -2, NO_OBJECT = -1, objects >= 0)
+    :return: relabelled (H, W) int32 labels and the new number of objects
+    """
+    sizes = np.bincount(labels.reshape(-1) + 2, minlength=num_objects + 2)[2:]   # (K,)
+    order = np.argsort(-sizes, kind='stable')
+    kept = order[sizes[order] >= config.min_object_points]
+    if len(kept) == num_objects and (kept == np.arange(num_objects)).all():
+        return labels, num_objects
+    lookup = np.full(num_objects + 2, NO_OBJECT, np.int32)              # index: label + 2
+    lookup[0] = SUPPORT
+    lookup[kept + 2] = np.arange(len(kept), dtype=np.int32)
+    return lookup[labels + 2], len(kept)
 
 
 def _upsample_labels(xyz, coarse_labels, coarse_state, coarse_points, planes, config,
