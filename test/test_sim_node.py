@@ -71,11 +71,21 @@ def test_publishes_camera_and_odometry_at_the_stated_rate(ros_context, spawn):
     began = time.monotonic()
     _spin_until(executor, lambda: time.monotonic() - began > 5.0, 6.0)
     rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
-    print(f'camera/points at {rate:.1f} Hz while turning (stated 10 Hz, 640x480)')
-    # The stated 10 Hz is measured by `leo-bench sim` and in docs/sim.md; here other jobs share
-    # the two cores (runs gave 6.6 to 9.9 Hz), so the test guards against a node that falls
-    # far behind, not against the machine's load.
-    assert rate >= 6.0
+    # What this machine can render right now (other jobs share its two cores): the node must
+    # reach the stated 10 Hz when a frame takes well under 100 ms, and otherwise keep up with
+    # what the machine allows instead of falling behind.
+    world = World(0)
+    world.observe()
+    render_s = []
+    for _ in range(5):
+        world.robot[2] += 0.05
+        began = time.monotonic()
+        world.observe()
+        render_s.append(time.monotonic() - began)
+    machine_hz = 1.0 / float(np.median(render_s))
+    print(f'camera/points at {rate:.1f} Hz while turning (stated 10 Hz, 640x480); '
+          f'one render here now takes {1e3 / machine_hz:.0f} ms')
+    assert rate >= min(9.0, 0.6 * machine_hz)
     assert sim.poll() is None
     turning.cancel()
     turn.publish(Twist())
@@ -96,7 +106,7 @@ def test_publishes_camera_and_odometry_at_the_stated_rate(ros_context, spawn):
     assert np.allclose(xyz[valid], from_depth[valid], atol=1e-4)
     assert np.allclose(rgb[valid], image_to_array(image)[valid] / 255.0, atol=1 / 255)
     instances = pointcloud2_to_array(cloud)['instance']
-    world = World(0)
+    world = World(0)  # the start state again
     assert set(np.unique(instances)) - {-1, 0} <= set(world.scene.objects)
     # camera/pose: the robot only turned, so the camera is the start pose's turned about z.
     camera = pose_to_matrix(got['camera'][-1].pose)
