@@ -313,10 +313,15 @@ class PerceptionNode:
 
     def _tf_lookup(self, target, source, stamp):
         import rclpy.time
-        try:
-            transform = self.tf_buffer.lookup_transform(
-                target, source, rclpy.time.Time.from_msg(stamp))
-        except Exception:  # tf2 raises several lookup/extrapolation types
+        transform = None
+        # At the cloud's stamp; else the latest transform (a static or slow tf tree).
+        for when in (rclpy.time.Time.from_msg(stamp), rclpy.time.Time()):
+            try:
+                transform = self.tf_buffer.lookup_transform(target, source, when)
+                break
+            except Exception:  # tf2 raises several lookup/extrapolation types
+                continue
+        if transform is None:
             return None
         from geometry_msgs.msg import Pose
         from leo_ros.ros.conversions import pose_to_matrix
