@@ -201,3 +201,24 @@ def test_codec_is_shared_with_the_tokenizer(policy):
     assert isinstance(policy.codec, ActionCodec)
     assert isinstance(policy.codec.continuous, BinTokenizer)
     assert len(policy.tokenizer) >= len(policy.codec.vocabulary())
+
+
+def test_a_few_steps_on_one_example_teach_its_action(image):
+    config = tiny_config()
+    config.llm.freeze_base = False
+    model = LeoPolicy.create(config, texts=['go to the red chair'], seed=1)
+    target = NavGoal(1.5, -2.0, 0.75)
+    scene = make_scene(4, seed=9)
+    inputs = collate([scene], ['go to the red chair'], [image], [(0.0, 0.0, 0.0)],
+                     answers=[model.format_answer('', target)], image_size=32)
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(40):
+        optimiser.zero_grad()
+        loss = model.loss(inputs)
+        loss.backward()
+        optimiser.step()
+    decision = model.eval().act(scene, image, 'go to the red chair', (0.0, 0.0, 0.0))
+    assert loss.item() < 0.05
+    assert decision.tokens == model.codec.encode(target)
+    assert decision.action == model.codec.decode(model.codec.encode(target))
