@@ -26,7 +26,7 @@ from leo_ros.ros.conversions import (array_to_image, matrix_to_pose, pose_stampe
 from leo_ros.ros.env import apply_ros_environment
 from leo_ros.sim.render import CameraConfig
 from leo_ros.sim.world import World, WorldConfig
-from leo_ros.srv import ResetWorld, TaskStatus
+from leo_ros.srv import ResetWorld, SaveTopdown, TaskStatus
 from nav_msgs.msg import Odometry
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
@@ -150,6 +150,11 @@ class SimNode(Node):
         self.create_service(ResetWorld, 'sim/reset', self._on_reset, callback_group=services)
         self.create_service(TaskStatus, 'sim/task_status', self._on_status,
                             callback_group=services)
+        self.create_service(SaveTopdown, 'sim/save_topdown', self._on_save_topdown,
+                            callback_group=services)
+        # What the top-down picture shows besides the scene: the robot's trail and last goal.
+        self._trail = deque(maxlen=5000)
+        self._last_goal = None
 
         if self.config.task_family:
             self._draw_task(self.config.task_family, 0)
@@ -181,6 +186,13 @@ class SimNode(Node):
         self._commands.append(('reset', (request, response, done)))
         if not done.wait(30.0):
             response.success, response.message = False, 'reset timed out in the worker'
+        return response
+
+    def _on_save_topdown(self, request, response):
+        done = threading.Event()
+        self._commands.append(('topdown', (request, response, done)))
+        if not done.wait(30.0):
+            response.success, response.message = False, 'drawing timed out in the worker'
         return response
 
     def _on_status(self, request, response):
@@ -216,6 +228,8 @@ class SimNode(Node):
             self.world.step(period)
             frame = self.world.observe()
             pose = self.world.robot_pose
+            if not self._trail or math.dist(self._trail[-1], pose[:2]) > 0.02:
+                self._trail.append(tuple(pose[:2]))
             velocity = getattr(self.world, 'velocity_now', (0.0, 0.0))
             sim_time = self.world.time
         # Hand over to the publisher thread; an unpublished older frame is dropped.
@@ -302,6 +316,8 @@ class SimNode(Node):
             self._handle_reset(*payload)
         elif kind == 'status':
             self._handle_status(*payload)
+        elif kind == 'topdown':
+            self._handle_topdown(*payload)
 
     def _handle_goal(self, msg):
         frame = msg.header.frame_id
@@ -319,6 +335,8 @@ class SimNode(Node):
             self._say(f'refused goal: not finite ({x}, {y}, {yaw})', error=True)
             return
         result = self.world.set_goal(x, y, yaw)
+        if result.ok:
+            self._last_goal = (x, y, yaw)
         self._say(('goal accepted: ' if result.ok else 'refused goal: ') + result.message,
                   error=not result.ok)
 
@@ -359,10 +377,27 @@ class SimNode(Node):
         if self.task.situation is not None:
             self.world.set_robot_pose(*self.task.situation)
 
+    def _handle_topdown(self, request, response, done):
+        from leo_ros.sim.topdown import draw_topdown
+        try:
+            title = self.task.instruction if self.task is not None else \
+                f'scene {self.world.scene_seed}'
+            trail = np.array(self._trail) if len(self._trail) > 1 else None
+            draw_topdown(self.world.scene, request.path, robot_pose=self.world.robot_pose,
+                         goals=[self._last_goal] if self._last_goal else (),
+                         paths=[trail] if trail is not None else (), title=title)
+            response.success, response.message = True, request.path
+        except (OSError, ValueError) as exc:
+            response.success, response.message = False, f'cannot draw: {exc}'
+        finally:
+            done.set()
+
     def _handle_reset(self, request, response, done):
         try:
             self.world.reset(int(request.seed))
             self.task = None
+            self._trail.clear()
+            self._last_goal = None
             if request.task_family:
                 self._draw_task(request.task_family, int(request.task_seed))
             response.success = True

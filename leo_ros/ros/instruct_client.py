@@ -34,7 +34,10 @@ class InstructClient:
         deadline = time.monotonic() + timeout
         if spin:
             import rclpy
-            rclpy.spin_until_future_complete(self.node, future, timeout_sec=timeout)
+            from rclpy.executors import SingleThreadedExecutor
+            executor = SingleThreadedExecutor(context=self.node.context)
+            rclpy.spin_until_future_complete(self.node, future, executor, timeout_sec=timeout)
+            executor.shutdown()
         else:
             while not future.done() and time.monotonic() < deadline:
                 time.sleep(0.005)

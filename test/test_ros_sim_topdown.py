@@ -1,0 +1,31 @@
+"""sim_node draws the world from above on request (real ROS, separate process)."""
+
+import sys
+
+from leo_ros.ros.process import wait_until
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+def test_save_topdown_writes_a_png(spawn, ros_context, tmp_path):
+    import rclpy
+    from leo_ros.srv import SaveTopdown
+    from rclpy.executors import SingleThreadedExecutor
+    spawn([sys.executable, '-m', 'leo_ros.nodes.sim_node', '--ros-args', '-p', 'rate:=5.0',
+           '-p', 'width:=160', '-p', 'height:=120'], name='sim_node')
+    node = rclpy.create_node('leo_test_topdown', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    client = node.create_client(SaveTopdown, 'sim/save_topdown')
+    assert client.wait_for_service(timeout_sec=60.0), 'sim/save_topdown never appeared'
+    picture = tmp_path / 'world.png'
+    future = client.call_async(SaveTopdown.Request(path=str(picture)))
+    rclpy.spin_until_future_complete(node, future, executor, timeout_sec=60.0)
+    assert future.done() and future.result().success, future.result()
+    assert picture.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    bad = client.call_async(SaveTopdown.Request(path=str(tmp_path / 'no' / 'dir' / 'x.png')))
+    rclpy.spin_until_future_complete(node, bad, executor, timeout_sec=60.0)
+    assert wait_until(bad.done, 5.0) and not bad.result().success
+    assert 'cannot draw' in bad.result().message
+    executor.shutdown()
+    node.destroy_node()
