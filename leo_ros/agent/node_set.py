@@ -82,7 +82,7 @@ def agent_nodes(args: AgentArguments):
               if getattr(args, name) != CAMERA_TOPICS[name]]
     nodes = []
     if args.use_sim:
-        nodes.append(NodeSpec('sim_node', 'sim_node', {'fixed_frame': args.fixed_frame}))
+        nodes.append(NodeSpec('sim_node', 'sim_node', {'map_frame': args.fixed_frame}))
     nodes.append(NodeSpec('perception_node', 'perception_node',
                           {'fixed_frame': args.fixed_frame}, camera))
     nodes.append(NodeSpec('policy_node', 'policy_node',
