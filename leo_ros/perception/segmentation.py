@@ -46,7 +46,7 @@ class SegmentationConfig:
     """
 
     plane_distance: float = 0.008       # support inlier distance at 1 m [m], times range^2
-    plane_min_extent: float = 0.5       # a support plane spans this in both directions [m]
+    plane_min_extent: float = 0.4       # a support plane spans this in both directions [m]
     plane_min_fraction: float = 0.1     # ... and holds this fraction of the valid points
     plane_normal_angle_deg: float = 25.0   # RANSAC inliers' normals within this of the plane's
     max_planes: int = 3                 # support planes searched per frame
