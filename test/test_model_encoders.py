@@ -166,3 +166,22 @@ def test_first_level_samples_centroids_from_the_candidates_only():
     for b in range(2):
         for centre in centres[b]:
             assert (xyz[b, :20] == centre).all(dim=-1).any()
+
+
+@pytest.mark.parametrize('model_type', ['convnext', 'clip'])
+def test_image_encoder_loads_a_local_transformers_model(model_type, tmp_path):
+    if model_type == 'convnext':
+        from transformers import ConvNextConfig, ConvNextModel
+        ConvNextModel(ConvNextConfig(num_channels=3, hidden_sizes=[8, 16], depths=[1, 1],
+                                     num_stages=2)).save_pretrained(tmp_path)
+        width = 16
+    else:
+        from transformers import CLIPVisionConfig, CLIPVisionModel
+        CLIPVisionModel(CLIPVisionConfig(hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2,
+                                         image_size=32, patch_size=8)).save_pretrained(tmp_path)
+        width = 16
+    encoder = ImageEncoder(ImageEncoderConfig(kind='hf', path=str(tmp_path), image_size=32))
+    assert encoder.out_dim == width
+    assert not any(p.requires_grad for p in encoder.backbone.parameters())
+    assert encoder(torch.rand(2, 3, 40, 40)).shape == (2, width)

@@ -14,15 +14,17 @@ import torch
 
 
 def tiny_config(**overrides):
-    return PolicyConfig(
-        objects=ObjectEncoderConfig(centroids=(8, 4), group_size=(8, 8),
-                                    mlps=((8, 8), (8, 16), (16, 32))),
-        spatial=SpatialConfig(width=32, layers=2, heads=4),
-        image=ImageEncoderConfig(image_size=32, channels=(4, 8)),
-        llm=LLMConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2, lora_r=4,
-                      lora_alpha=8),
-        text=TextTokenizerConfig(vocab_size=400, min_frequency=1),
-        system_prompt='You are a robot.', max_new_tokens=12, **overrides)
+    fields = {
+        'objects': ObjectEncoderConfig(centroids=(8, 4), group_size=(8, 8),
+                                       mlps=((8, 8), (8, 16), (16, 32))),
+        'spatial': SpatialConfig(width=32, layers=2, heads=4),
+        'image': ImageEncoderConfig(image_size=32, channels=(4, 8)),
+        'llm': LLMConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2, lora_r=4,
+                         lora_alpha=8),
+        'text': TextTokenizerConfig(vocab_size=400, min_frequency=1),
+        'system_prompt': 'You are a robot.', 'max_new_tokens': 12}
+    fields.update(overrides)
+    return PolicyConfig(**fields)
 
 
 def make_scene(count, seed=0, points=64):
@@ -222,3 +224,27 @@ def test_a_few_steps_on_one_example_teach_its_action(image):
     assert loss.item() < 0.05
     assert decision.tokens == model.codec.encode(target)
     assert decision.action == model.codec.decode(model.codec.encode(target))
+
+
+def test_policy_on_a_local_pretrained_llm(image, tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    tokenizer = TextTokenizer.train(['go to the red chair', 'You are a robot.'], 300, 1)
+    model_dir = tmp_path / 'llm'
+    tokenizer.save(model_dir)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32,
+                                 intermediate_size=64, num_hidden_layers=2,
+                                 num_attention_heads=2)).save_pretrained(model_dir)
+    config = tiny_config(llm=LLMConfig(source=str(model_dir), lora_r=4, lora_alpha=8),
+                         text=TextTokenizerConfig(kind='pretrained'))
+    policy = LeoPolicy.create(config).eval()
+    # the base is frozen; LoRA and the rows of the added action tokens are trainable
+    trainable = [name for name, p in policy.llm.named_parameters() if p.requires_grad]
+    assert any('lora_' in name for name in trainable)
+    assert any('trainable_tokens' in name for name in trainable)
+    assert not any(name.endswith('embed_tokens.base_layer.weight') for name in trainable)
+    decision = policy.act(make_scene(3), image, 'go', require_action=['nav_goal'])
+    assert decision.kind == 'nav_goal'
+    policy.save(tmp_path / 'policy')
+    loaded = LeoPolicy.load(tmp_path / 'policy')
+    again = loaded.act(make_scene(3), image, 'go', require_action=['nav_goal'])
+    assert again.token_ids == decision.token_ids
