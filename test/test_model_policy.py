@@ -248,3 +248,9 @@ def test_policy_on_a_local_pretrained_llm(image, tmp_path):
     loaded = LeoPolicy.load(tmp_path / 'policy')
     again = loaded.act(make_scene(3), image, 'go', require_action=['nav_goal'])
     assert again.token_ids == decision.token_ids
+
+
+def test_an_empty_scene_still_decides(policy):
+    decision = policy.act(SceneTokens.empty(points_per_object=64), None, 'where am I',
+                          require_action=['nav_step'])
+    assert decision.kind == 'nav_step' and isinstance(decision.action, NavStep)
