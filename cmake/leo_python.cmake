@@ -30,6 +30,25 @@ function(leo_install_python_sources SOURCE_DIR)
   endforeach()
 endfunction()
 
+# Install the directories DIRS into share/<package>/, as symlinks into the source tree when
+# LEO_SYMLINK_INSTALL is on (launch files and parameters take effect without a reinstall).
+function(leo_install_share_directories)
+  foreach(dir ${ARGN})
+    if(LEO_SYMLINK_INSTALL)
+      install(CODE "
+        set(link \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/share/${PROJECT_NAME}/${dir}\")
+        file(MAKE_DIRECTORY \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/share/${PROJECT_NAME}\")
+        if(IS_SYMLINK \"\${link}\" OR EXISTS \"\${link}\")
+          file(REMOVE_RECURSE \"\${link}\")
+        endif()
+        file(CREATE_LINK \"${CMAKE_CURRENT_SOURCE_DIR}/${dir}\" \"\${link}\" SYMBOLIC)
+      ")
+    else()
+      install(DIRECTORY ${dir} DESTINATION share/${PROJECT_NAME})
+    endif()
+  endforeach()
+endfunction()
+
 # Write one launcher per line `name = module:function` of ENTRY_POINTS_FILE into bin/ and
 # lib/<package>/ (the place `ros2 run` searches).
 function(leo_install_console_scripts ENTRY_POINTS_FILE)

@@ -35,6 +35,5 @@ def test_agent_yaml_covers_every_parameter(node):
     for name, default in declared.items():
         value = section[name]
         # ROS parameters are typed by their default: YAML must give the same type.
-        same = type(value) is type(default) or (isinstance(default, float)
-                                                 and isinstance(value, float))
-        assert same, f'{node}.{name}: {value!r} is not a {type(default).__name__}'
+        assert type(value) is type(default), \
+            f'{node}.{name}: {value!r} is not a {type(default).__name__}'

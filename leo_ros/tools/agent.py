@@ -9,6 +9,8 @@ dies, the others are stopped and the exit status is 1.
 
 import argparse
 from dataclasses import fields
+import os
+from pathlib import Path
 import shutil
 import signal
 import sys
@@ -35,10 +37,21 @@ def build_parser():
 
 
 def resolve_executable(spec):
-    """Return the path of a node's executable, or raise with what is missing."""
+    """
+    Return the path of a node's executable, or raise with what is missing.
+
+    Looks where ``ros2 run`` would (``<prefix>/lib/<package>``), then beside this
+    interpreter (the virtual environment's ``bin``), then on PATH.
+    """
+    prefix = Path(sys.prefix)
+    for directory in (prefix / 'lib' / spec.package, prefix / 'bin'):
+        candidate = directory / spec.executable
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
     found = shutil.which(spec.executable)
     if found is None:
-        raise FileNotFoundError(f'{spec.executable} ({spec.package}) is not on PATH')
+        raise FileNotFoundError(f'{spec.executable} ({spec.package}) is neither in '
+                                f'{prefix / "lib" / spec.package} nor on PATH')
     return found
 
 

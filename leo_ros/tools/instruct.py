@@ -81,11 +81,20 @@ def main(argv=None) -> int:
     import rclpy
     rclpy.init()
     node = rclpy.create_node('leo_instruct')
+    from rclpy.executors import ExternalShutdownException
     try:
         return (_execute if args.execute else _instruct)(node, args)
     except TimeoutError as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        print('interrupted', file=sys.stderr)
+        return 130
+    except Exception as error:   # rclpy raises RCLError once a signal has shut it down
+        if rclpy.ok():
+            raise
+        print(f'interrupted ({type(error).__name__})', file=sys.stderr)
+        return 130
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
