@@ -46,6 +46,8 @@ class PolicyConfig:
     :param spatial_heads: spatial transformer heads
     :param pairwise_geometry: LEO's pairwise-geometry attention bias (ablation switch)
     :param text_guidance: modulate object tokens with the pooled instruction vector
+    :param text_cross_attention: object tokens also attend to the instruction's MiniLM states
+        in every spatial layer (instruction-aware object tokens for grounding)
     :param use_image: read the ego-view image token
     :param image_size: (width, height) of the ego-view image the encoder reads
     :param render_size: (width, height) the training images were rendered at (evaluation renders
@@ -70,6 +72,7 @@ class PolicyConfig:
     spatial_heads: int = 4
     pairwise_geometry: bool = True
     text_guidance: bool = True
+    text_cross_attention: bool = True
     use_image: bool = True
     image_size: tuple = (32, 24)
     render_size: tuple = (64, 48)
@@ -123,9 +126,14 @@ def pairwise_features(centers) -> torch.Tensor:
 class SpatialLayer(nn.Module):
     """One spatial transformer layer with an optional pairwise-geometry attention bias."""
 
-    def __init__(self, width, heads, pairwise):
+    def __init__(self, width, heads, pairwise, cross=False):
         super().__init__()
         self.heads, self.pairwise = heads, pairwise
+        if cross:
+            self.cross_norm = nn.LayerNorm(width)
+            self.cross = nn.MultiheadAttention(width, heads, batch_first=True)
+        else:
+            self.cross = None
         self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
         self.qkv = nn.Linear(width, 3 * width)
         self.out = nn.Linear(width, width)
@@ -133,7 +141,7 @@ class SpatialLayer(nn.Module):
                                  nn.Linear(2 * width, width))
         self.pair = nn.Linear(width, heads * 6) if pairwise else None
 
-    def forward(self, x, location, pair, mask):
+    def forward(self, x, location, pair, mask, text=None, text_mask=None):
         """
         Update the object tokens.
 
@@ -141,6 +149,8 @@ class SpatialLayer(nn.Module):
         :param location: (B, K, W) location embedding, added at every layer
         :param pair: (B, K, K, 5) pair geometry
         :param mask: (B, K) True for real objects
+        :param text: (B, T, W) instruction states (used with cross-attention)
+        :param text_mask: (B, T) True for real word pieces
         """
         batch, count, width = x.shape
         x = x + location
@@ -155,6 +165,10 @@ class SpatialLayer(nn.Module):
         logits = logits.masked_fill(~mask[:, None, None, :], NEG)
         attended = (logits.softmax(-1) @ v).transpose(1, 2).reshape(batch, count, width)
         x = x + self.out(attended)
+        if self.cross is not None:
+            read, _ = self.cross(self.cross_norm(x), text, text,
+                                 key_padding_mask=~text_mask, need_weights=False)
+            x = x + read
         return x + self.mlp(self.norm2(x))
 
 
@@ -229,8 +243,11 @@ class LeoTrainedPolicy(nn.Module):
         self.location = nn.Linear(6, width)
         self.guide = nn.Linear(TEXT_DIM, 2 * width) if config.text_guidance else None
         self.spatial = nn.ModuleList(SpatialLayer(width, config.spatial_heads,
-                                                  config.pairwise_geometry)
+                                                  config.pairwise_geometry,
+                                                  config.text_cross_attention)
                                      for _ in range(config.spatial_layers))
+        self.text_to_objects = nn.Linear(TEXT_DIM, width) if config.text_cross_attention \
+            else None
         self.spatial_norm = nn.LayerNorm(width)
         self.object_proj = nn.Linear(width, hidden)
         self.text_proj = nn.Linear(TEXT_DIM, hidden)
@@ -277,8 +294,9 @@ class LeoTrainedPolicy(nn.Module):
         geometry = torch.cat([batch['centers'], batch['sizes']], dim=-1)  # (B, K, 6)
         location = self.location(geometry)
         pair = pairwise_features(batch['centers'])
+        text = self.text_to_objects(batch['text']) if self.text_to_objects is not None else None
         for layer in self.spatial:
-            x = layer(x, location, pair, batch['object_mask'])
+            x = layer(x, location, pair, batch['object_mask'], text, batch['text_mask'])
         return self.spatial_norm(x)
 
     def _prefix(self, batch, objects):
@@ -322,7 +340,8 @@ class LeoTrainedPolicy(nn.Module):
         Teacher-forced loss on the answer.
 
         :param batch: tensors from ``leo_ros.train.dataset.collate``
-        :return: dict with ``loss``, ``correct`` and ``count`` (answer tokens)
+        :return: dict with ``loss``, ``correct`` and ``count`` (answer tokens) and ``exact``
+            (B,): whether every answer token is right (teacher forced)
         """
         objects = self.encode_objects(batch)
         objects_llm = self.object_proj(objects)
@@ -340,8 +359,10 @@ class LeoTrainedPolicy(nn.Module):
         logits = self._logits(hidden, objects, batch['object_mask']).float()
         target_mask = batch['answer_mask']
         loss = nn.functional.cross_entropy(logits[target_mask], answer[target_mask])
-        correct = (logits.argmax(-1) == answer)[target_mask].sum()
-        return {'loss': loss, 'correct': correct, 'count': target_mask.sum()}
+        hits = logits.argmax(-1) == answer                               # (B, A)
+        exact = (hits | ~target_mask).all(dim=1)                         # (B,) whole answer
+        return {'loss': loss, 'correct': hits[target_mask].sum(), 'count': target_mask.sum(),
+                'exact': exact}
 
     # ---- generation
     def _grammar(self):

@@ -197,11 +197,15 @@ def run_stage(model, train_examples, val_examples, config: StageConfig, out_dir,
 
 @torch.no_grad()
 def validate(model, examples, config, accelerator, seed) -> dict:
-    """Return validation loss and token accuracy on a fixed subset."""
+    """
+    Return validation loss, token accuracy and per-family exact answers on a fixed subset.
+
+    ``val_exact_<family>``: share of answers whose every token is right (teacher forced).
+    """
     model.eval()
     rng = np.random.default_rng([seed, 99])
     order = rng.permutation(len(examples))[:config.val_batches * config.batch_size]
-    loss, correct, count = 0.0, 0, 0
+    loss, correct, count, exact = 0.0, 0, 0, {}
     for start in range(0, len(order), config.batch_size):
         chosen = [examples[i] for i in order[start:start + config.batch_size]]
         batch = move(collate(chosen, model.vocabulary.pad), accelerator.device)
@@ -210,4 +214,9 @@ def validate(model, examples, config, accelerator, seed) -> dict:
         loss += out['loss'].item() * int(out['count'])
         correct += int(out['correct'])
         count += int(out['count'])
-    return {'val_loss': loss / max(count, 1), 'val_token_accuracy': correct / max(count, 1)}
+        for example, hit in zip(chosen, out['exact'].tolist()):
+            exact.setdefault(example.family, []).append(hit)
+    per_family = {f'val_exact_{family}': round(float(np.mean(hits)), 4)
+                  for family, hits in sorted(exact.items())}
+    return {'val_loss': loss / max(count, 1), 'val_token_accuracy': correct / max(count, 1),
+            **per_family}
