@@ -153,9 +153,14 @@ class PerceptionNode:
         if self.tf_buffer is None:
             node.create_subscription(PoseStamped, 'camera/pose', self.on_pose, 10,
                                      callback_group=group)
-        self.objects_pub = node.create_publisher(SceneObjects, '/leo/scene_objects', 10)
-        self.markers_pub = node.create_publisher(MarkerArray, '/leo/scene_markers', 10)
-        self.cloud_pub = node.create_publisher(PointCloud2, '/leo/segmented_points', sensor)
+        # Relative names: /leo/... without a namespace, /<ns>/leo/... with one.
+        self.objects_pub = node.create_publisher(SceneObjects, 'leo/scene_objects', 10)
+        self.markers_pub = node.create_publisher(MarkerArray, 'leo/scene_markers', 10)
+        self.cloud_pub = node.create_publisher(PointCloud2, 'leo/segmented_points', sensor)
+        from std_srvs.srv import Trigger
+        self.reset_requested = False
+        node.create_service(Trigger, 'leo/reset_scene', self.on_reset_scene,
+                            callback_group=group)
         self.diagnostics_pub = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         node.create_timer(float(self.settings['diagnostics_period']), self.publish_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup())
@@ -192,6 +197,17 @@ class PerceptionNode:
         with self.lock:
             self.pose = msg
 
+    def on_reset_scene(self, request, response):
+        """Forget the remembered scene (the world changed); the worker clears it."""
+        with self.lock:
+            self.reset_requested = True
+            if self.pending is not None:
+                self.stats['dropped'] += 1
+            self.pending = None              # a frame of the old scene
+        self.wake.set()
+        response.success, response.message = True, 'scene memory will be cleared'
+        return response
+
     # --- worker ---------------------------------------------------------------------------
 
     def run_worker(self):
@@ -200,7 +216,10 @@ class PerceptionNode:
                 continue
             with self.lock:
                 frame, self.pending = self.pending, None
+                reset, self.reset_requested = self.reset_requested, False
                 self.wake.clear()
+            if reset:
+                self.pipeline.reset()
             if frame is None:
                 continue
             try:

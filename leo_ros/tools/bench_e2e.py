@@ -21,85 +21,6 @@ import numpy as np
 from tqdm import tqdm
 
 
-class E2EClient:
-    """A node that drives the running agent and watches its commands."""
-
-    def __init__(self, node):
-        from geometry_msgs.msg import PoseStamped, Twist
-        from leo_ros.msg import ManipulatorCommand, SceneObjects
-        from leo_ros.srv import ResetWorld, TaskStatus
-        from nav_msgs.msg import Odometry
-        from rclpy.qos import qos_profile_sensor_data
-        from std_srvs.srv import Trigger
-
-        from leo_ros.ros.instruct_client import InstructClient
-
-        self.node = node
-        self.lock = threading.Lock()
-        self.first_command = None
-        self.zero_twist_at = None
-        self.scene_at = None
-        self.speed = None
-        self.still_at = None
-        node.create_subscription(PoseStamped, 'goal_pose', self._on_command, 10)
-        node.create_subscription(Twist, 'cmd_vel', self._on_twist, 10)
-        node.create_subscription(ManipulatorCommand, 'leo/manipulator_command',
-                                 self._on_command, 10)
-        node.create_subscription(SceneObjects, 'leo/scene_objects', self._on_scene,
-                                 qos_profile_sensor_data)
-        node.create_subscription(Odometry, 'odom', self._on_odom, qos_profile_sensor_data)
-        self.instruct = InstructClient(node)
-        self.reset = node.create_client(ResetWorld, 'sim/reset')
-        self.status = node.create_client(TaskStatus, 'sim/task_status')
-        self.stop = node.create_client(Trigger, 'leo/stop')
-        self.cmd_vel = node.create_publisher(Twist, 'cmd_vel', 10)
-
-    def _on_command(self, msg):
-        with self.lock:
-            if self.first_command is None:
-                self.first_command = time.perf_counter()
-
-    def _on_twist(self, msg):
-        now = time.perf_counter()
-        with self.lock:
-            if self.first_command is None and (msg.linear.x or msg.angular.z):
-                self.first_command = now
-            if not msg.linear.x and not msg.angular.z and self.zero_twist_at is None:
-                self.zero_twist_at = now
-
-    def _on_scene(self, msg):
-        with self.lock:
-            self.scene_at = time.perf_counter()
-
-    def _on_odom(self, msg):
-        now = time.perf_counter()
-        speed = abs(msg.twist.twist.linear.x) + abs(msg.twist.twist.angular.z)
-        with self.lock:
-            self.speed = speed
-            if speed < 1e-3 and self.still_at is None:
-                self.still_at = now
-
-    def call(self, client, request, timeout=30.0):
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise TimeoutError(f'{client.srv_name} not available')
-        future = client.call_async(request)
-        deadline = time.monotonic() + timeout
-        while not future.done():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f'{client.srv_name} did not answer')
-            time.sleep(0.002)
-        return future.result()
-
-    def wait_fresh_scene(self, since, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if self.scene_at is not None and self.scene_at > since:
-                    return True
-            time.sleep(0.01)
-        return False
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='leo-bench e2e', description=__doc__)
     parser.add_argument('--trials', type=int, default=20)
@@ -116,15 +37,15 @@ def main(argv=None) -> int:
     apply_ros_environment()
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
-    from leo_ros.srv import ResetWorld
     from std_srvs.srv import Trigger
+    from leo_ros.ros.agent_client import AgentClient
     from leo_ros.ros.commands import twist
 
     agent = ManagedProcess(['leo-agent', '--sim', '--model-path', args.model_path], env=env,
                            name='leo-agent')
     rclpy.init()
     node = rclpy.create_node('leo_bench_e2e')
-    client = E2EClient(node)
+    client = AgentClient(node)
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -141,10 +62,12 @@ def main(argv=None) -> int:
         wait_until(lambda: 'model not ready' not in client.instruct.call(
             'hello', timeout=30.0, spin=False).error, timeout=args.startup_timeout, period=1.0)
         for trial in tqdm(range(args.trials), desc='e2e'):
-            reply = client.call(client.reset, ResetWorld.Request(
-                seed=args.seed + trial % 5, task_family='nav', task_seed=trial))
-            since = time.perf_counter()
-            if not reply.success or not client.wait_fresh_scene(since):
+            try:
+                reply = client.reset_world(args.seed + trial % 5, 'nav', trial)
+            except TimeoutError:
+                failures += 1
+                continue
+            if not reply.success:
                 failures += 1
                 continue
             time.sleep(0.3)

@@ -31,6 +31,9 @@ def main(argv=None) -> int:
     parser.add_argument('--model-path', default='')
     parser.add_argument('--out', default='out/demo', help='folder for PNGs and the log')
     parser.add_argument('--startup-timeout', type=float, default=300.0)
+    parser.add_argument('--no-look-around', dest='look_around', action='store_false',
+                        help='do not turn the robot once before each task (the scene memory '
+                        'then holds only what the first view shows)')
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     families = [f for f in args.families.split(',') if f]
     unknown = set(families) - set(FAMILIES)
@@ -52,7 +55,7 @@ def main(argv=None) -> int:
     from rclpy.executors import MultiThreadedExecutor
     from leo_ros.srv import SaveTopdown
 
-    from leo_ros.tools.bench_e2e import E2EClient
+    from leo_ros.ros.agent_client import AgentClient
 
     print(f'leo-demo: starting the world and the agent (ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, '
           f'scene seed {args.seed}); logs in {out / "agent.log"}', flush=True)
@@ -60,7 +63,7 @@ def main(argv=None) -> int:
                            name='leo-agent', log_path=out / 'agent.log')
     rclpy.init()
     node = rclpy.create_node('leo_demo')
-    client = E2EClient(node)
+    client = AgentClient(node)
     topdown = node.create_client(SaveTopdown, 'sim/save_topdown')
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
@@ -77,7 +80,8 @@ def main(argv=None) -> int:
         print('leo-demo: agent ready\n', flush=True)
         for family in families:
             for index in range(args.per_family):
-                results.append(_run_task(client, topdown, family, args.seed, index, out))
+                results.append(_run_task(client, topdown, family, args.seed, index, out,
+                                         args.look_around))
     finally:
         executor.shutdown()
         node.destroy_node()
@@ -93,20 +97,21 @@ def main(argv=None) -> int:
     return 0 if results else 1
 
 
-def _run_task(client, topdown, family, seed, index, out):
+def _run_task(client, topdown, family, seed, index, out, look_around):
     """Reset the world to one task, instruct the agent, wait, check, draw; return a record."""
-    from leo_ros.srv import ResetWorld, SaveTopdown, TaskStatus
-    reset = client.call(client.reset, ResetWorld.Request(seed=seed, task_family=family,
-                                                         task_seed=index))
+    from leo_ros.srv import SaveTopdown, TaskStatus
+    try:
+        reset = client.reset_world(seed, family, index, look_around=look_around)
+    except TimeoutError as error:
+        print(f'[{family}] reset failed: {error}')
+        return {'family': family, 'seed': seed, 'task_seed': index, 'success': False,
+                'error': str(error)}
     record = {'family': family, 'seed': seed, 'task_seed': index,
               'instruction': reset.instruction, 'success': False}
     if not reset.success:
         record['error'] = reset.message
         print(f'[{family}] reset failed: {reset.message}')
         return record
-    since = time.perf_counter()
-    client.wait_fresh_scene(since)
-    time.sleep(0.5)   # perception's scene memory settles on the new scene
     start = time.perf_counter()
     reply = client.instruct.call(reset.instruction, timeout=60.0, spin=False)
     record.update(answer=reply.response, error=reply.error, kind=reply.kind,
