@@ -1,0 +1,79 @@
+"""
+End to end: the built-in world and the agent as separate processes, driven by a real client.
+
+``leo-agent --sim`` starts sim_node, perception_node and policy_node (the shipped default
+model); the test resets the world to navigation tasks on a test-split scene, sends each
+instruction through ``/leo/instruct`` and asks the world whether the robot reached the object.
+"""
+
+from pathlib import Path
+import sys
+import threading
+import time
+
+from leo_ros.ros.process import wait_until
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+NAV_TASKS = 3
+
+
+@pytest.fixture
+def agent_client(spawn, ros_context):
+    """Start world + agent; yield an AgentClient once the model answers."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from leo_ros.ros.agent_client import AgentClient
+    agent = spawn([str(Path(sys.prefix) / 'bin' / 'leo-agent'), '--sim', '--device', 'cpu'],
+                  name='leo-agent')
+    node = rclpy.create_node('leo_test_e2e', context=ros_context)
+    executor = MultiThreadedExecutor(num_threads=3, context=ros_context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    client = AgentClient(node)
+    assert wait_until(lambda: client.instruct.wait(0.5) and client.scene_at is not None,
+                      timeout=240.0, period=0.5), 'the agent never came up'
+    assert wait_until(lambda: 'model not ready' not in client.instruct.call(
+        'hello', timeout=60.0, spin=False).error, timeout=240.0, period=1.0)
+    yield client
+    assert agent.poll() is None, 'a node of the agent died'
+    executor.shutdown()
+    thread.join(timeout=5)
+    node.destroy_node()
+
+
+def test_navigation_reaches_the_object_and_bad_input_is_refused(agent_client):
+    from leo_ros.data.shards import split_seeds
+    from leo_ros.srv import TaskStatus
+    client = agent_client
+    seed = split_seeds('test', 1)[0]
+
+    bad = client.instruct.call('   ', timeout=60.0, spin=False)
+    assert not bad.success and 'empty' in bad.error
+
+    reached, answers = 0, []
+    for task_seed in range(NAV_TASKS):
+        reset = client.reset_world(seed, 'nav', task_seed, look_around=True)
+        assert reset.success, reset.message
+        reply = client.instruct.call(reset.instruction, timeout=60.0, spin=False)
+        answers.append((reset.instruction, reply.success, reply.kind, reply.response,
+                        reply.error))
+        if not reply.success:
+            continue
+        assert reply.kind == 'nav_goal', answers[-1]
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline:
+            status = client.call(client.status, TaskStatus.Request())
+            if status.success:
+                reached += 1
+                break
+            time.sleep(0.5)
+    print('\n'.join(str(a) for a in answers), f'\nreached {reached}/{NAV_TASKS}')
+    assert reached >= 1, answers
+
+    # After all that, the agent still answers a plain question.
+    reset = client.reset_world(seed, 'qa', 0)
+    reply = client.instruct.call(reset.instruction, timeout=60.0, spin=False)
+    assert reply.success and reply.kind == 'text' and reply.response, reply
