@@ -36,6 +36,24 @@ def ros_context(domain_id):
 
 
 @pytest.fixture
+def spun_node(ros_context):
+    """Yield a node on the test's domain, spun by a MultiThreadedExecutor in a thread."""
+    import threading
+
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    node = rclpy.create_node('leo_test_client', context=ros_context)
+    executor = MultiThreadedExecutor(num_threads=3, context=ros_context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield node
+    executor.shutdown()
+    thread.join(timeout=5)
+    node.destroy_node()
+
+
+@pytest.fixture
 def spawn(domain_id, tmp_path, request):
     """Start processes on the test's domain; stop them after, printing their logs on failure."""
     started = []

@@ -8,7 +8,6 @@ instruction through ``/leo/instruct`` and asks the world whether the robot reach
 
 from pathlib import Path
 import sys
-import threading
 import time
 
 from leo_ros.ros.process import wait_until
@@ -20,28 +19,18 @@ NAV_TASKS = 3
 
 
 @pytest.fixture
-def agent_client(spawn, ros_context):
+def agent_client(spawn, spun_node):
     """Start world + agent; yield an AgentClient once the model answers."""
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
     from leo_ros.ros.agent_client import AgentClient
     agent = spawn([str(Path(sys.prefix) / 'bin' / 'leo-agent'), '--sim', '--device', 'cpu'],
                   name='leo-agent')
-    node = rclpy.create_node('leo_test_e2e', context=ros_context)
-    executor = MultiThreadedExecutor(num_threads=3, context=ros_context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    client = AgentClient(node)
+    client = AgentClient(spun_node)
     assert wait_until(lambda: client.instruct.wait(0.5) and client.scene_at is not None,
                       timeout=240.0, period=0.5), 'the agent never came up'
     assert wait_until(lambda: 'model not ready' not in client.instruct.call(
         'hello', timeout=60.0, spin=False).error, timeout=240.0, period=1.0)
     yield client
     assert agent.poll() is None, 'a node of the agent died'
-    executor.shutdown()
-    thread.join(timeout=5)
-    node.destroy_node()
 
 
 def test_navigation_reaches_the_object_and_bad_input_is_refused(agent_client):

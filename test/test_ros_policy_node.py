@@ -22,21 +22,6 @@ def tiny_policy_dir(tmp_path_factory):
     return directory
 
 
-@pytest.fixture
-def client_node(ros_context):
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
-    node = rclpy.create_node('leo_test_client', context=ros_context)
-    executor = MultiThreadedExecutor(num_threads=3, context=ros_context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield node
-    executor.shutdown()
-    thread.join(timeout=5)
-    node.destroy_node()
-
-
 def _policy_node(spawn, model_path, extra=()):
     return spawn([sys.executable, '-m', 'leo_ros.nodes.policy_node', '--ros-args',
                   '-p', f'model_path:={model_path}', '-p', 'device:=cpu', *extra],
@@ -61,14 +46,14 @@ def _wait_ready(client, timeout=120.0):
 
 
 def test_bad_instructions_get_clear_errors_and_the_node_keeps_serving(
-        spawn, client_node, tiny_policy_dir):
+        spawn, spun_node, tiny_policy_dir):
     from geometry_msgs.msg import Twist
     from leo_ros.msg import SceneObjects
     from rclpy.qos import qos_profile_sensor_data
     from std_srvs.srv import Trigger
 
     node = _policy_node(spawn, tiny_policy_dir)
-    client = InstructClient(client_node)
+    client = InstructClient(spun_node)
     assert client.wait(60.0), 'leo/instruct never appeared'
     _wait_ready(client)
 
@@ -80,16 +65,16 @@ def test_bad_instructions_get_clear_errors_and_the_node_keeps_serving(
         reply = client.call(bad, timeout=30.0, spin=False)
         assert not reply.success and reason in reply.error, (bad[:20], reply.error)
 
-    scenes = client_node.create_publisher(SceneObjects, 'leo/scene_objects',
-                                          qos_profile_sensor_data)
+    scenes = spun_node.create_publisher(SceneObjects, 'leo/scene_objects',
+                                        qos_profile_sensor_data)
     moved = []
-    client_node.create_subscription(Twist, 'cmd_vel', moved.append, 10)
+    spun_node.create_subscription(Twist, 'cmd_vel', moved.append, 10)
     message = _scene_message()
     stop_publishing = threading.Event()
 
     def publish_scene():
         while not stop_publishing.is_set():
-            message.header.stamp = client_node.get_clock().now().to_msg()
+            message.header.stamp = spun_node.get_clock().now().to_msg()
             scenes.publish(message)
             time.sleep(0.2)
 
@@ -114,7 +99,7 @@ def test_bad_instructions_get_clear_errors_and_the_node_keeps_serving(
         assert after.success or after.error
         assert after.kind in ('text', 'nav_goal', 'nav_step', 'pick_place', 'ee_delta')
 
-        stop = client_node.create_client(Trigger, 'leo/stop')
+        stop = spun_node.create_client(Trigger, 'leo/stop')
         assert stop.wait_for_service(timeout_sec=10.0)
         future = stop.call_async(Trigger.Request())
         assert wait_until(future.done, timeout=10.0)
@@ -129,7 +114,7 @@ def test_bad_instructions_get_clear_errors_and_the_node_keeps_serving(
 
 @pytest.mark.parametrize('breakage', ['missing', 'corrupt'])
 def test_broken_checkpoint_leaves_the_node_up_and_saying_why(
-        spawn, client_node, tiny_policy_dir, tmp_path, breakage):
+        spawn, spun_node, tiny_policy_dir, tmp_path, breakage):
     if breakage == 'missing':
         model_path = tmp_path / 'no_such_model'
     else:
@@ -138,7 +123,7 @@ def test_broken_checkpoint_leaves_the_node_up_and_saying_why(
         weights = model_path / 'modules.safetensors'
         weights.write_bytes(weights.read_bytes()[:1000])
     node = _policy_node(spawn, model_path)
-    client = InstructClient(client_node)
+    client = InstructClient(spun_node)
     assert client.wait(60.0)
 
     def says_why():

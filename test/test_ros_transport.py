@@ -11,22 +11,6 @@ import pytest
 pytestmark = pytest.mark.ros
 
 
-@pytest.fixture
-def spun_node(ros_context):
-    """Yield a node spun by an executor in a background thread."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    node = rclpy.create_node('leo_test_client', context=ros_context)
-    executor = SingleThreadedExecutor(context=ros_context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield node
-    executor.shutdown()
-    thread.join(timeout=5)
-    node.destroy_node()
-
-
 def test_instruct_service_across_processes(spawn, spun_node):
     server = spawn([sys.executable, '-m', 'leo_ros.nodes.ping_server'], name='ping_server')
     client = InstructClient(spun_node)

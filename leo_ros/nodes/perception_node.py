@@ -227,7 +227,7 @@ class PerceptionNode:
             except Exception as error:  # the worker must outlive any one frame
                 self._bad_input('internal', error)
 
-    def stop(self):
+    def close(self):
         self.stopping.set()
         self.wake.set()
         self.worker.join(timeout=2.0)
@@ -443,31 +443,8 @@ class PerceptionNode:
 
 
 def main(argv=None) -> int:
-    from leo_ros.ros.env import apply_ros_environment
-    apply_ros_environment()
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-    rclpy.init(args=sys.argv if argv is None else argv)
-    node = rclpy.create_node('perception_node')
-    try:
-        perception = PerceptionNode(node)
-    except ValueError as error:
-        node.get_logger().error(f'bad parameter: {error}')
-        node.destroy_node()
-        rclpy.try_shutdown()
-        return 2
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        perception.stop()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    from leo_ros.ros.node_runner import run_node
+    return run_node('perception_node', PerceptionNode, argv)
 
 
 if __name__ == '__main__':

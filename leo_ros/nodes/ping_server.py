@@ -63,21 +63,8 @@ class PingServer:
 
 
 def main(argv=None) -> int:
-    from leo_ros.ros.env import apply_ros_environment
-    apply_ros_environment()
-    import rclpy
-    rclpy.init(args=sys.argv if argv is None else argv)
-    node = rclpy.create_node('leo_ping_server')
-    PingServer(node, 'camera/points')
-    from rclpy.executors import ExternalShutdownException
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    from leo_ros.ros.node_runner import run_node
+    return run_node('leo_ping_server', lambda node: PingServer(node, 'camera/points'), argv)
 
 
 if __name__ == '__main__':

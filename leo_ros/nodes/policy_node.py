@@ -354,6 +354,10 @@ class PolicyNode:
             time.sleep(0.02)
         return True, ''
 
+    def close(self):
+        """Stop the decision worker (the executor is shutting down)."""
+        self.worker.shutdown(wait=False, cancel_futures=True)
+
     # --- diagnostics -------------------------------------------------------------------------
     def _publish_diagnostics(self):
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -382,30 +386,8 @@ class PolicyNode:
 
 
 def main(argv=None) -> int:
-    from leo_ros.ros.env import apply_ros_environment
-    apply_ros_environment()
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-    rclpy.init(args=sys.argv if argv is None else argv)
-    node = rclpy.create_node('policy_node')
-    try:
-        policy = PolicyNode(node)
-    except ValueError as error:   # a bad parameter value: say which and exit
-        node.get_logger().fatal(str(error))
-        node.destroy_node()
-        rclpy.try_shutdown()
-        return 2
-    executor = MultiThreadedExecutor(num_threads=6)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        policy.worker.shutdown(wait=False, cancel_futures=True)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    from leo_ros.ros.node_runner import run_node
+    return run_node('policy_node', PolicyNode, argv, num_threads=6)
 
 
 if __name__ == '__main__':
