@@ -54,6 +54,7 @@ class Outcome:
     error: str = ''
     kind: str = 'text'
     action: object = None             # the gated action to execute, or None
+    plan: list = field(default_factory=list)   # further actions after it, gated when run
     gate: GateResult = None
     tokens: list = field(default_factory=list)
     token_ids: list = field(default_factory=list)
@@ -215,9 +216,35 @@ class AgentCore:
             outcome.response = f'decided to {describe_action(action)}'
             return outcome
         outcome.action = gate.action
+        outcome.plan = list(getattr(decision, 'actions', None) or [])[1:]
         note = f' ({gate.reason})' if gate.reason else ''
-        outcome.response = describe_action(gate.action) + note
+        outcome.response = '; then '.join([describe_action(gate.action) + note] +
+                                          [describe_action(a) for a in outcome.plan])
         return outcome
+
+    def gate_now(self, action, now) -> GateResult:
+        """Gate a later action of a plan against the scene age and pose at its turn."""
+        pose = self.pose
+        return self.gate.check(action, self.scene_age(now), pose[:2] if pose else None)
+
+    def run_plan(self, outcome, now, perform):
+        """
+        Carry out a decided action and the rest of its plan, in order.
+
+        :param perform: callable ``(action) -> (ok, message)`` that executes and waits
+        :return: (ok, message)
+        """
+        ok, message = perform(outcome.action)
+        for action in outcome.plan:
+            if not ok:
+                break
+            if self.cancelled:
+                return False, 'cancelled'
+            gate = self.gate_now(action, now())
+            if not gate.allowed:
+                return False, f'refused by the safety gate: {gate.reason}'
+            ok, message = perform(gate.action)
+        return ok, message
 
     def execute(self, instruction, now, perform, feedback, max_steps=0, decide=None):
         """
@@ -243,7 +270,7 @@ class AgentCore:
                 feedback('done', step, outcome.response)
                 return outcome, step
             feedback('acting', step, outcome.response)
-            ok, message = perform(outcome.action)
+            ok, message = self.run_plan(outcome, now, perform)
             steps = step
             if not ok:
                 return Outcome(False, response=outcome.response, error=message,

@@ -215,13 +215,31 @@ class PolicyNode:
         except AgentBusy as error:
             self.counts['refused_busy'] += 1
             return Outcome(False, error=str(error))
+        handed_over = False
         try:
             self.counts['instructions'] += 1
             outcome = self.worker.submit(self._decide, instruction, dry_run).result()
             self._publish_outcome(outcome)
-            if outcome.action is not None:
+            if outcome.action is not None and outcome.plan:
+                # A plan: the rest runs in the background; the agent stays busy until it is
+                # done, and leo/stop cancels it.
+                threading.Thread(target=self._finish_plan, args=(outcome,), daemon=True,
+                                 name='leo_plan').start()
+                handed_over = True
+            elif outcome.action is not None:
                 self._start_action(outcome.action)
             return outcome
+        finally:
+            if not handed_over:
+                self.core.end()
+
+    def _finish_plan(self, outcome):
+        try:
+            ok, message = self.core.run_plan(
+                outcome, self._now, lambda action: self._perform(action, lambda: False))
+            if not ok:
+                self.last_error = f'plan stopped: {message}'
+                self.node.get_logger().warning(self.last_error)
         finally:
             self.core.end()
 
@@ -317,7 +335,8 @@ class PolicyNode:
             self.counts['instructions'] += 1
             outcome, steps = self.core.execute(
                 goal_handle.request.instruction, self._now,
-                lambda action: self._perform(action, goal_handle), feedback,
+                lambda action: self._perform(action, lambda: goal_handle.is_cancel_requested),
+                feedback,
                 goal_handle.request.max_steps, decide=decide_and_publish)
         finally:
             self.core.end()
@@ -331,13 +350,17 @@ class PolicyNode:
             goal_handle.abort()
         return result
 
-    def _perform(self, action, goal_handle):
-        """Execute one gated action and wait until it is done, cancelled or timed out."""
+    def _perform(self, action, cancel_requested):
+        """
+        Execute one gated action and wait until it is done, cancelled or timed out.
+
+        :param cancel_requested: callable, true when the caller wants to stop
+        """
         self._start_action(action)
         if isinstance(action, NavGoal):
             deadline = time.monotonic() + self.config.goal_timeout
             while time.monotonic() < deadline:
-                if self.core.cancelled or goal_handle.is_cancel_requested:
+                if self.core.cancelled or cancel_requested():
                     return False, 'cancelled'
                 pose = self.core.pose
                 if pose and math.hypot(pose[0] - action.x, pose[1] - action.y) <= \
@@ -349,7 +372,7 @@ class PolicyNode:
                 else self.options['manipulation_wait'])
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if self.core.cancelled or goal_handle.is_cancel_requested:
+            if self.core.cancelled or cancel_requested():
                 return False, 'cancelled'
             time.sleep(0.02)
         return True, ''
