@@ -106,8 +106,11 @@ def test_plan_gates_each_later_action_when_it_runs():
     # Without driving there first, the pick is out of reach and refused at its turn.
     core.set_pose(-4.0, -4.0, 0.0)
     performed.clear()
-    ok, message = core.run_plan(outcome, lambda: 10.6, lambda a: (performed.append(a) or
-                                                                   (True, '')))
+
+    def record(action):
+        performed.append(action)
+        return True, ''
+    ok, message = core.run_plan(outcome, lambda: 10.6, record)
     assert not ok and 'reach' in message and performed == [GOAL]
 
 
