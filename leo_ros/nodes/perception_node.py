@@ -265,8 +265,8 @@ class PerceptionNode:
 
     def _to_points(self, kind, msg, info, image):
         from leo_ros.ros.conversions import (ConversionError, depth_image_to_points,
-                                             EmptyCloudError, image_to_array,
-                                             pointcloud2_to_xyz_rgb)
+                                             depth_to_meters, EmptyCloudError,
+                                             image_to_array, pointcloud2_to_xyz_rgb)
         count = int(msg.width) * int(msg.height)
         if count > self.pipeline.config.max_points:
             raise ValueError(f'{count} points, more than max_points '
@@ -280,6 +280,7 @@ class PerceptionNode:
                 raise ValueError('no valid point in the cloud (all NaN/inf)')
             return xyz, rgb
         if info is None:
+            depth_to_meters(msg)   # a frame with a bad encoding is bad whatever else is missing
             raise ConversionError('camera_info', 'no camera/camera_info received yet')
         xyz = depth_image_to_points(msg, info)                             # (H, W, 3)
         if not np.isfinite(xyz[..., 2]).any():
