@@ -61,6 +61,9 @@ def test_navigation_reaches_the_object_and_bad_input_is_refused(agent_client):
             time.sleep(0.5)
     print('\n'.join(str(a) for a in answers), f'\nreached {reached}/{NAV_TASKS}')
     assert reached >= 1, answers
+    # perception_node labels the objects it tracks with the shipped model's classifier.
+    labels = [obj.label for obj in client.scene.objects]
+    assert any(label != 'unknown' for label in labels), labels
 
     # After all that, the agent still answers a plain question.
     reset = client.reset_world(seed, 'qa', 0)

@@ -38,6 +38,9 @@ PARAMETERS = {
     'max_points': (4000000, 'clouds with more points are refused and counted as bad input'),
     'publish_debug_cloud': (True, 'publish /leo/segmented_points, the cloud coloured by object'),
     'diagnostics_period': (1.0, 'seconds between /diagnostics messages'),
+    'classifier_path': ('', 'object category classifier (classifier.json + '
+                        "classifier.safetensors): a directory, '' for the default model's, "
+                        "'none' for no labels"),
     'plane_distance': (SegmentationConfig.plane_distance,
                        'support plane inlier distance at 1 m, grows with range^2 [m]'),
     'plane_min_extent': (SegmentationConfig.plane_min_extent,
@@ -121,6 +124,9 @@ class PerceptionNode:
 
         self.node = node
         self.settings, config = declare_config(node)
+        self.classifier_status = 'given' if classify is not None else 'none'
+        if classify is None and self.settings['classifier_path'] != 'none':
+            classify = self._load_classifier(self.settings['classifier_path'])
         self.pipeline = PerceptionPipeline(config, classify=classify)
         self.lock = threading.Lock()
         self.wake = threading.Event()
@@ -166,6 +172,23 @@ class PerceptionNode:
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.worker = threading.Thread(target=self.run_worker, name='perception', daemon=True)
         self.worker.start()
+
+    def _load_classifier(self, path):
+        """Return the classifier's ``classify`` (labels per tracked object), or None."""
+        from pathlib import Path
+        try:
+            from leo_ros.train.classifier import ObjectClassifier
+            from leo_ros.train.default_model import default_model_path
+            directory = Path(path) if path else default_model_path()
+            model = ObjectClassifier.load(directory)
+        except Exception as error:   # no labels is better than no perception
+            self.classifier_status = f'not loaded: {type(error).__name__}: {error}'
+            self.node.get_logger().warning(
+                f'object labels off, classifier {self.classifier_status}')
+            return None
+        self.classifier_status = f'loaded from {directory}'
+        self.node.get_logger().info(f'object classifier {self.classifier_status}')
+        return model.classify
 
     # --- callbacks: store the newest input only -------------------------------------------
 
@@ -436,7 +459,8 @@ class PerceptionNode:
             ('processing ms (last)', f'{stats["ms_last"]:.1f}'),
             ('processing ms (mean)', f'{stats["ms_mean"]:.1f}'),
             ('frame status', stats['frame_status']), ('transform', stats['transform']),
-            ('last error', stats['last_error']), ('output frame', self.output_frame or ''))]
+            ('last error', stats['last_error']), ('output frame', self.output_frame or ''),
+            ('classifier', self.classifier_status))]
         array = DiagnosticArray()
         array.header.stamp = self.node.get_clock().now().to_msg()
         array.status = [status]

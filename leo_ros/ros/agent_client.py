@@ -23,6 +23,7 @@ class AgentClient:
         self.first_command = None
         self.zero_twist_at = None
         self.scene_at = None
+        self.scene = None                    # the newest leo/scene_objects message
         self.speed = None
         self.still_at = None
         node.create_subscription(PoseStamped, 'goal_pose', self._on_command, 10)
@@ -55,6 +56,7 @@ class AgentClient:
     def _on_scene(self, msg):
         with self.lock:
             self.scene_at = time.perf_counter()
+            self.scene = msg
 
     def _on_odom(self, msg):
         now = time.perf_counter()
