@@ -83,8 +83,11 @@ def agent_nodes(args: AgentArguments):
     nodes = []
     if args.use_sim:
         nodes.append(NodeSpec('sim_node', 'sim_node', {'map_frame': args.fixed_frame}))
-    nodes.append(NodeSpec('perception_node', 'perception_node',
-                          {'fixed_frame': args.fixed_frame}, camera))
+    perception = {'fixed_frame': args.fixed_frame}
+    if args.use_sim:
+        # The simulated camera gives instance masks, as LEO's datasets do.
+        perception['instance_field'] = 'instance'
+    nodes.append(NodeSpec('perception_node', 'perception_node', perception, camera))
     nodes.append(NodeSpec('policy_node', 'policy_node',
                           {'model_path': args.model_path, 'device': args.device,
                            'dtype': args.dtype, 'fixed_frame': args.fixed_frame}, camera))

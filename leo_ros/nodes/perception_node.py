@@ -38,6 +38,10 @@ PARAMETERS = {
     'max_points': (4000000, 'clouds with more points are refused and counted as bad input'),
     'publish_debug_cloud': (True, 'publish /leo/segmented_points, the cloud coloured by object'),
     'diagnostics_period': (1.0, 'seconds between /diagnostics messages'),
+    'instance_field': ('', 'PointCloud2 field with per-point instance ids (> 0 object, 0 '
+                       'support, < 0 none) to use instead of geometric segmentation, e.g. '
+                       "'instance' from sim_node or an upstream instance segmenter; '' = "
+                       'segment by geometry'),
     'classifier_path': ('', 'object category classifier (classifier.json + '
                         "classifier.safetensors): a directory, '' for the default model's, "
                         "'none' for no labels"),
@@ -262,12 +266,13 @@ class PerceptionNode:
         start = time.perf_counter()
         try:
             xyz, rgb = self._to_points(kind, msg, info, image)
+            instances = self._instances(kind, msg, xyz)
             camera_to_fixed, output_frame = self._camera_pose(msg)
             if output_frame != self.output_frame:
                 self.pipeline.reset()   # memory in another frame is meaningless here
                 self.output_frame = output_frame
             result = self.pipeline.process(xyz, rgb, camera_to_fixed, output_frame,
-                                           stamp_to_seconds(msg.header.stamp))
+                                           stamp_to_seconds(msg.header.stamp), instances)
         except (ConversionError, ValueError) as error:
             self._bad_input(kind, error)
             return
@@ -285,6 +290,19 @@ class PerceptionNode:
             stats['frames without objects'] += int(len(result.frame_ids) == 0)
             stats['objects'] = len(result.tokens)
             stats['frame_status'] = 'ok'
+
+    def _instances(self, kind, msg, xyz):
+        """Return the cloud's instance ids (shaped like ``xyz[..., 0]``) if configured."""
+        name = self.settings['instance_field']
+        if not name or kind != 'points':
+            return None
+        from leo_ros.ros.conversions import pointcloud2_to_array
+        cloud = pointcloud2_to_array(msg)
+        if name not in cloud.dtype.names:
+            self._log_once(('instances', name), f'instance_field {name!r} is not in the cloud '
+                           f'{cloud.dtype.names}: segmenting by geometry')
+            return None
+        return np.asarray(cloud[name]).reshape(xyz.shape[:-1]).astype(np.int64)
 
     def _to_points(self, kind, msg, info, image):
         from leo_ros.ros.conversions import (ConversionError, depth_image_to_points,

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import time
 
 from leo_ros.perception.memory import SceneMemory, SceneMemoryConfig
-from leo_ros.perception.segmentation import segment, Segmentation, SegmentationConfig
+from leo_ros.perception.segmentation import (segment, Segmentation,
+                                             segmentation_from_instances, SegmentationConfig)
 from leo_ros.scene_tokens import DEFAULT_POINTS_PER_OBJECT, SceneTokens
 import numpy as np
 
@@ -61,7 +62,8 @@ class PerceptionPipeline:
         self.memory = SceneMemory(self.config.memory, seed=self.config.seed)
         self._rng = np.random.default_rng(self.config.seed)
 
-    def process(self, xyz, rgb=None, camera_to_fixed=None, frame_id='', stamp=0.0):
+    def process(self, xyz, rgb=None, camera_to_fixed=None, frame_id='', stamp=0.0,
+                instances=None):
         """
         Process one frame.
 
@@ -71,6 +73,8 @@ class PerceptionPipeline:
             the camera frame
         :param frame_id: frame of the returned tokens
         :param stamp: time of the frame [s]
+        :param instances: per-point instance ids shaped like ``xyz[..., 0]`` (> 0 object,
+            0 support, < 0 none) to use instead of geometric segmentation, or None
         :return: :class:`PerceptionResult`; raises ValueError on malformed input
         """
         config = self.config
@@ -85,7 +89,8 @@ class PerceptionPipeline:
             raise ValueError(f'rgb shape {np.shape(rgb)} does not match xyz {xyz.shape}')
         seconds = {}
         start = time.perf_counter()
-        segmentation = segment(xyz, config.segmentation)
+        segmentation = segment(xyz, config.segmentation) if instances is None else \
+            segmentation_from_instances(instances, xyz, config.segmentation)
         seconds['segment'] = time.perf_counter() - start
 
         start = time.perf_counter()

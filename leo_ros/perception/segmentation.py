@@ -115,6 +115,39 @@ class Segmentation:
         return [order[starts[k]:starts[k + 1]] for k in range(self.num_objects)]
 
 
+def segmentation_from_instances(instances, xyz, config=None) -> Segmentation:
+    """
+    Take objects from per-point instance ids instead of geometry.
+
+    For sensors that come with instance masks: a simulator's ground truth (LEO reads
+    ground-truth object masks too) or an upstream instance segmenter. Convention: ids > 0 are
+    objects, 0 is support (floor, walls), negative is nothing.
+
+    :param instances: (H, W) or (N,) integer ids, shaped like ``xyz[..., 0]``
+    :param xyz: the matching points; invalid (NaN) points belong to no object
+    :return: a Segmentation with objects ordered largest first, at most ``max_objects``
+    """
+    config = config or SegmentationConfig()
+    instances = np.asarray(instances)
+    if instances.shape != np.shape(xyz)[:-1]:
+        raise ValueError(f'instance ids shape {instances.shape} does not match the cloud '
+                         f'{np.shape(xyz)[:-1]}')
+    valid = np.isfinite(np.asarray(xyz, np.float32)).all(axis=-1)
+    labels = np.full(instances.shape, NO_OBJECT, np.int32)
+    labels[valid & (instances == 0)] = SUPPORT
+    ids, counts = np.unique(instances[valid & (instances > 0)], return_counts=True)
+    keep = counts >= config.min_object_points
+    ids, counts = ids[keep], counts[keep]
+    order = np.argsort(-counts, kind='stable')
+    dropped = max(0, len(order) - config.max_objects)
+    order = order[:config.max_objects]
+    lookup = np.full(int(ids.max()) + 1 if len(ids) else 1, NO_OBJECT, np.int32)
+    lookup[ids[order]] = np.arange(len(order), dtype=np.int32)
+    on_object = valid & (instances > 0) & (instances < len(lookup))
+    labels[on_object] = lookup[instances[on_object]]
+    return Segmentation(labels=labels, num_objects=len(order), dropped_objects=dropped)
+
+
 def segment(xyz, config=None, viewpoint=None) -> Segmentation:
     """
     Segment a cloud into support surfaces and objects.
