@@ -48,6 +48,8 @@ class PolicyConfig:
     :param text_guidance: modulate object tokens with the pooled instruction vector
     :param text_cross_attention: object tokens also attend to the instruction's MiniLM states
         in every spatial layer (instruction-aware object tokens for grounding)
+    :param count_token: add a scene token that sums gated object tokens (DeepSets sum pooling),
+        so that the LM can read counts (attention averages; it cannot count on its own)
     :param use_image: read the ego-view image token
     :param image_size: (width, height) of the ego-view image the encoder reads
     :param render_size: (width, height) the training images were rendered at (evaluation renders
@@ -73,6 +75,7 @@ class PolicyConfig:
     pairwise_geometry: bool = True
     text_guidance: bool = True
     text_cross_attention: bool = True
+    count_token: bool = True
     use_image: bool = True
     image_size: tuple = (32, 24)
     render_size: tuple = (64, 48)
@@ -250,6 +253,12 @@ class LeoTrainedPolicy(nn.Module):
             else None
         self.spatial_norm = nn.LayerNorm(width)
         self.object_proj = nn.Linear(width, hidden)
+        if config.count_token:
+            self.count_gate = nn.Linear(width, width)
+            self.count_value = nn.Linear(width, width)
+            self.count_proj = nn.Linear(width, hidden)
+        else:
+            self.count_gate = None
         self.text_proj = nn.Linear(TEXT_DIM, hidden)
         self.image = ImageEncoder(hidden) if config.use_image else None
         self.robot = nn.Parameter(torch.randn(hidden) * 0.02)
@@ -300,7 +309,7 @@ class LeoTrainedPolicy(nn.Module):
         return self.spatial_norm(x)
 
     def _prefix(self, batch, objects):
-        """Return prefix embeddings (B, L, D) and mask (B, L): image, robot, objects, text."""
+        """Return prefix embeddings (B, L, D) and mask (B, L): image, robot, count, objects, text."""
         size = objects.shape[0]
         parts, masks = [], []
         if self.image is not None:
@@ -308,6 +317,11 @@ class LeoTrainedPolicy(nn.Module):
             masks.append(torch.ones(size, 1, dtype=torch.bool, device=objects.device))
         parts.append(self.robot.expand(size, 1, -1))
         masks.append(torch.ones(size, 1, dtype=torch.bool, device=objects.device))
+        if self.count_gate is not None:
+            gate = torch.sigmoid(self.count_gate(objects)) * batch['object_mask'][..., None]
+            summed = (gate * self.count_value(objects)).sum(dim=1)         # (B, W): grows with K
+            parts.append(self.count_proj(summed)[:, None])
+            masks.append(torch.ones(size, 1, dtype=torch.bool, device=objects.device))
         parts.append(self.object_proj(objects))
         masks.append(batch['object_mask'])
         parts.append(self.text_proj(batch['text']))
