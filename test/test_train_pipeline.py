@@ -84,3 +84,15 @@ def test_leo_eval_writes_tables_and_the_last_line(trained, tmp_path, capsys):
 def test_leo_eval_refuses_a_missing_model(tmp_path, capsys):
     assert eval_tool.main(['--model', str(tmp_path / 'none'), '--quiet']) == 2
     assert 'no model' in capsys.readouterr().err
+
+
+def test_held_out_wordings_are_not_trained_on():
+    from pathlib import Path
+    from leo_ros.data.templates import Templates
+    root = Path(__file__).resolve().parents[1]
+    held_out = Templates.load(root / 'config' / 'phrasings_heldout.yaml')
+    for training in (Templates.load(), Templates.load(root / 'config' / 'templates_train.yaml')):
+        for kind, entry in held_out.kinds.items():
+            seen = {p.lower().rstrip('.?') for p in training.kinds[kind]['instructions']}
+            for phrasing in entry['instructions']:
+                assert phrasing.lower().rstrip('.?') not in seen, phrasing

@@ -113,6 +113,31 @@ def install(out, model_dir, target):
     for evaluation in sorted(out.glob('eval*')):
         if evaluation.is_dir():
             shutil.copytree(evaluation, target / evaluation.name)
+    write_model_card(target)
+
+
+def write_model_card(target):
+    """Write README.md beside an installed model: how it was made and how it scores."""
+    meta = json.loads((target / 'config.json').read_text())
+    policy, training = meta['policy'], meta.get('training', {})
+    lines = ['# leo_ros default model', '',
+             'Trained in the built-in world by one command (docs/training.md):', '',
+             '```', 'leo-train --out out/leo-default --install models/leo-default '
+             '--eval-episodes 50 --phrasings config/phrasings_heldout.yaml', '```', '',
+             f'- action tokens: {policy["action_mode"]}; LM {policy["llm_layers"]} layers x '
+             f'{policy["llm_hidden"]}, LoRA r{policy["lora_rank"]} in stage 2',
+             f'- data: {training.get("data", {}).get("train_scenes", "?")} training scenes; '
+             f'stage 1 {training.get("stage1", {}).get("steps", "?")} steps, stage 2 '
+             f'{training.get("stage2", {}).get("steps", "?")} steps',
+             f'- step timings [s]: {json.dumps(meta.get("timings_s", {}))}',
+             '- files: config.json, policy.safetensors, answer_tokenizer.json, classifier.*, '
+             'grounded.json; metrics.jsonl (training log), curves.png; eval*/ (closed-loop '
+             'evaluation on test-split scenes)', '']
+    for evaluation in sorted(target.glob('eval*/eval.md')):
+        lines += [f'## {evaluation.parent.name}', '']
+        lines += [line for line in evaluation.read_text().splitlines()[2:]]
+        lines.append('')
+    (target / 'README.md').write_text('\n'.join(lines))
 
 
 if __name__ == '__main__':

@@ -36,6 +36,8 @@ class DataConfig:
     :param image_size: (width, height) of the ego-view images
     :param per_scene: EngineConfig counts per scene (situations, qa, nav, ...)
     :param refer_phrasings: instructions of the derived referring-expression task
+    :param templates: the data engine's templates file (None: the package's default); a
+        relative path is looked up from the working directory, then the repository root
     """
 
     train_scenes: int = 600
@@ -48,6 +50,7 @@ class DataConfig:
         'pick_place': 10, 'plan': 4})
     refer_phrasings: tuple = ('Which object is {target}?', 'Point at {target}.',
                               'Find {target}.')
+    templates: str = None
 
     def __post_init__(self):
         for name in ('train_scenes', 'val_scenes', 'points'):
@@ -151,17 +154,33 @@ class MetricsLog:
             print(json.dumps(line), flush=True)
 
 
+def templates_path(config: TrainConfig):
+    """Return the templates file of the data (None for the package default)."""
+    path = config.data.templates
+    if not path:
+        return None
+    path = Path(path)
+    if not path.is_absolute() and not path.is_file():
+        path = Path(__file__).resolve().parents[2] / path
+    if not path.is_file():
+        raise FileNotFoundError(f'templates file {config.data.templates} not found')
+    return path
+
+
 def generate_data(config: TrainConfig, root: Path, log, progress=True):
     """Write the splits unless a matching dataset is already there."""
     from leo_ros.data.engine import DataEngine, EngineConfig
     from leo_ros.data.shards import write_split
     from leo_ros.data.templates import Templates
     data = config.data
+    templates = Templates.load(templates_path(config))
     engine = DataEngine(EngineConfig(points_per_object=data.points, image_size=data.image_size,
-                                     **data.per_scene), Templates.load())
+                                     **data.per_scene), templates)
     wanted = {'train': data.train_scenes, 'val': data.val_scenes, 'test': data.test_scenes}
     stamp = {'per_scene': data.per_scene, 'points': data.points,
              'image_size': list(data.image_size)}
+    if data.templates:
+        stamp['templates'] = str(data.templates)
     for split, count in wanted.items():
         manifest_path = root / split / 'manifest.json'
         if manifest_path.is_file():
@@ -304,7 +323,7 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
     # 3-4. action tokenizer, vocabulary, examples
     mark = time.perf_counter()
     action_tokenizer = make_action_tokenizer(config, root, log, progress)
-    templates = Templates.load()
+    templates = Templates.load(templates_path(config))
     rng = np.random.default_rng(config.seed)
     train_records = load_records(root, 'train', templates, config.data.refer_phrasings, rng)
     val_records = load_records(root, 'val', templates, config.data.refer_phrasings, rng)

@@ -32,6 +32,8 @@ class StageConfig:
     :param clip: gradient norm clip
     :param llm: 'full' (train the LM) or 'lora' (LoRA adapters only) or 'frozen'
     :param replay: share of stage-1 examples mixed into stage 2
+    :param text_dropout: share of instruction word pieces hidden per example (not the first),
+        so that no single wording is learned by heart
     :param log_every: steps between metric lines
     :param eval_every: steps between validation passes
     :param checkpoint_every: steps between resumable checkpoints
@@ -47,6 +49,7 @@ class StageConfig:
     clip: float = 1.0
     llm: str = 'full'
     replay: float = 0.0
+    text_dropout: float = 0.0
     log_every: int = 25
     eval_every: int = 250
     checkpoint_every: int = 250
@@ -65,6 +68,9 @@ class StageConfig:
             raise ValueError(f'StageConfig.llm must be full, lora or frozen, got {self.llm!r}')
         if not 0 <= self.replay < 1:
             raise ValueError(f'StageConfig.replay must be in [0, 1), got {self.replay}')
+        if not 0 <= self.text_dropout < 1:
+            raise ValueError(f'StageConfig.text_dropout must be in [0, 1), '
+                             f'got {self.text_dropout}')
 
 
 def lr_factor(step, warmup, total) -> float:
@@ -156,7 +162,12 @@ def run_stage(model, train_examples, val_examples, config: StageConfig, out_dir,
         if replay_count:
             chosen += [replay_examples[i]
                        for i in rng.integers(len(replay_examples), size=replay_count)]
-        batch = move(collate(chosen, pad), accelerator.device)
+        batch = collate(chosen, pad)
+        if config.text_dropout > 0:
+            hidden = torch.from_numpy(rng.random(batch['text_mask'].shape) < config.text_dropout)
+            hidden[:, 0] = False                                     # keep [CLS]
+            batch['text_mask'] &= ~hidden
+        batch = move(batch, accelerator.device)
         model.train()
         with accelerator.autocast():
             out = model(batch)
