@@ -135,7 +135,7 @@ def write_model_card(target):
              'evaluation on test-split scenes)', '']
     for evaluation in sorted(target.glob('eval*/eval.md')):
         lines += [f'## {evaluation.parent.name}', '']
-        lines += [line for line in evaluation.read_text().splitlines()[2:]]
+        lines += evaluation.read_text().splitlines()[2:]
         lines.append('')
     (target / 'README.md').write_text('\n'.join(lines))
 

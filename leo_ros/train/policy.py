@@ -309,7 +309,7 @@ class LeoTrainedPolicy(nn.Module):
         return self.spatial_norm(x)
 
     def _prefix(self, batch, objects):
-        """Return prefix embeddings (B, L, D) and mask (B, L): image, robot, count, objects, text."""
+        """Return the prefix (B, L, D) and its mask (B, L): image, robot, count, objects, text."""
         size = objects.shape[0]
         parts, masks = [], []
         if self.image is not None:
