@@ -1,6 +1,7 @@
-"""sim_node draws the world from above on request (real ROS, separate process)."""
+"""sim_node draws the world from above on request and reports on /diagnostics (real ROS)."""
 
 import sys
+import time
 
 from leo_ros.ros.process import wait_until
 import pytest
@@ -8,14 +9,18 @@ import pytest
 pytestmark = pytest.mark.ros
 
 
-def test_save_topdown_writes_a_png(spawn, ros_context, tmp_path):
+def test_topdown_png_and_diagnostics(spawn, ros_context, tmp_path):
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from leo_ros.srv import SaveTopdown
     from rclpy.executors import SingleThreadedExecutor
     spawn([sys.executable, '-m', 'leo_ros.nodes.sim_node', '--ros-args', '-p', 'rate:=5.0',
            '-p', 'width:=160', '-p', 'height:=120'], name='sim_node')
     node = rclpy.create_node('leo_test_topdown', context=ros_context)
     executor = SingleThreadedExecutor(context=ros_context)
+    reports = []
+    node.create_subscription(DiagnosticArray, '/diagnostics', lambda m: reports.extend(
+        s for s in m.status if s.name == 'leo_ros: sim_node'), 10)
     client = node.create_client(SaveTopdown, 'sim/save_topdown')
     assert client.wait_for_service(timeout_sec=60.0), 'sim/save_topdown never appeared'
     picture = tmp_path / 'world.png'
@@ -27,5 +32,12 @@ def test_save_topdown_writes_a_png(spawn, ros_context, tmp_path):
     rclpy.spin_until_future_complete(node, bad, executor, timeout_sec=60.0)
     assert wait_until(bad.done, 5.0) and not bad.result().success
     assert 'cannot draw' in bad.result().message
+    deadline = time.monotonic() + 30.0
+    while not reports and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.2)
+    assert reports, 'no /diagnostics from sim_node'
+    values = {kv.key: kv.value for kv in reports[-1].values}
+    assert float(values['rate_hz']) >= 0.0 and int(values['published']) > 0
+    assert {'render_ms', 'dropped_frames', 'scene_seed', 'robot_pose'} <= set(values)
     executor.shutdown()
     node.destroy_node()

@@ -135,6 +135,12 @@ class SimNode(Node):
         self.pub_odom = self.create_publisher(Odometry, 'odom', 10)
         self.pub_pose = self.create_publisher(PoseStamped, 'robot_pose', 10)
         self.pub_status = self.create_publisher(String, 'sim/status', latched)
+        from diagnostic_msgs.msg import DiagnosticArray
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._counts = {'rendered': 0, 'published': 0, 'dropped': 0, 'render_ms': 0.0,
+                        'last_error': ''}
+        self._rate_window = deque(maxlen=50)      # publish times, for the achieved rate
+        self.create_timer(1.0, self._publish_diagnostics)
         self.pub_clock = None
         if self.config.publish_clock:
             from rosgraph_msgs.msg import Clock
@@ -226,7 +232,10 @@ class SimNode(Node):
                 kind, payload = self._commands.popleft()
                 self._handle(kind, payload)
             self.world.step(period)
+            render_start = time.perf_counter()
             frame = self.world.observe()
+            self._counts['render_ms'] = (time.perf_counter() - render_start) * 1e3
+            self._counts['rendered'] += 1
             pose = self.world.robot_pose
             if not self._trail or math.dist(self._trail[-1], pose[:2]) > 0.02:
                 self._trail.append(tuple(pose[:2]))
@@ -234,6 +243,8 @@ class SimNode(Node):
             sim_time = self.world.time
         # Hand over to the publisher thread; an unpublished older frame is dropped.
         with self._frame_ready:
+            if self._latest is not None:
+                self._counts['dropped'] += 1
             self._latest = (frame, pose, velocity, sim_time)
             self._frame_ready.notify()
 
@@ -248,10 +259,35 @@ class SimNode(Node):
                 continue
             try:
                 self._publish(*item)
+                self._counts['published'] += 1
+                self._rate_window.append(time.monotonic())
             except Exception as exc:
                 if not self.context.ok():
                     break
-                self.get_logger().error(f'publishing failed: {exc!r}')
+                self._counts['last_error'] = f'publishing failed: {exc!r}'
+                self.get_logger().error(self._counts['last_error'])
+
+    def _publish_diagnostics(self):
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+        window = list(self._rate_window)
+        rate = (len(window) - 1) / (window[-1] - window[0]) if len(window) > 2 and \
+            window[-1] > window[0] else 0.0
+        level = DiagnosticStatus.OK if rate >= 0.9 * self.config.rate else DiagnosticStatus.WARN
+        counts = dict(self._counts)
+        values = {'rate_hz': f'{rate:.1f}', 'target_rate_hz': f'{self.config.rate:.1f}',
+                  'render_ms': f'{counts["render_ms"]:.1f}', 'rendered': counts['rendered'],
+                  'published': counts['published'], 'dropped_frames': counts['dropped'],
+                  'scene_seed': self.world.scene_seed,
+                  'task': self.task.instruction if self.task is not None else '',
+                  'robot_pose': ' '.join(f'{v:.2f}' for v in self.world.robot_pose),
+                  'sim_time_s': f'{self.world.time:.1f}', 'last_error': counts['last_error']}
+        note = '' if level == DiagnosticStatus.OK else ' (below target)'
+        status = DiagnosticStatus(level=level, name='leo_ros: sim_node', hardware_id='leo_ros',
+                                  message=f'{rate:.1f} Hz{note}')
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diagnostics.publish(array)
 
     def _stamp(self, sim_time) -> Time:
         if self.pub_clock is not None:
