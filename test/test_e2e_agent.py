@@ -65,6 +65,13 @@ def test_navigation_reaches_the_object_and_bad_input_is_refused(agent_client):
     labels = [obj.label for obj in client.scene.objects]
     assert any(label != 'unknown' for label in labels), labels
 
+    # Every node reports on /diagnostics; the policy says its model is ready.
+    names = set(client.diagnostics)
+    assert {'leo_ros: policy_node', 'leo_ros: sim_node',
+            'perception_node: scene tokenizer'} <= names, names
+    policy = {kv.key: kv.value for kv in client.diagnostics['leo_ros: policy_node'].values}
+    assert policy['model_ready'] == 'True' and policy['device'] == 'cpu'
+
     # After all that, the agent still answers a plain question.
     reset = client.reset_world(seed, 'qa', 0)
     reply = client.instruct.call(reset.instruction, timeout=60.0, spin=False)

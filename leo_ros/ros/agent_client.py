@@ -33,6 +33,9 @@ class AgentClient:
         node.create_subscription(SceneObjects, 'leo/scene_objects', self._on_scene,
                                  qos_profile_sensor_data)
         node.create_subscription(Odometry, 'odom', self._on_odom, qos_profile_sensor_data)
+        from diagnostic_msgs.msg import DiagnosticArray
+        self.diagnostics = {}                # status name -> newest DiagnosticStatus
+        node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.instruct = InstructClient(node)
         self.reset = node.create_client(ResetWorld, 'sim/reset')
         self.status = node.create_client(TaskStatus, 'sim/task_status')
@@ -57,6 +60,11 @@ class AgentClient:
         with self.lock:
             self.scene_at = time.perf_counter()
             self.scene = msg
+
+    def _on_diagnostics(self, msg):
+        with self.lock:
+            for status in msg.status:
+                self.diagnostics[status.name] = status
 
     def _on_odom(self, msg):
         now = time.perf_counter()
