@@ -97,6 +97,7 @@ class PolicyNode:
         values = {}
         for table in (AGENT_PARAMETERS, SAFETY_PARAMETERS, NODE_PARAMETERS):
             values.update(self._declare(table))
+        values['device'], values['dtype'] = resolve_device(values['device'], values['dtype'])
         safety = SafetyConfig(**{name: values[name] for name in SAFETY_PARAMETERS})
         self.config = AgentConfig(safety=safety,
                                   **{name: values[name] for name in AGENT_PARAMETERS})
