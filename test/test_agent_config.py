@@ -1,4 +1,4 @@
-"""config/agent.yaml sets every parameter every node declares, with the declared types."""
+"""config/agent.yaml sets every parameter every node declares, to its declared default."""
 
 from dataclasses import fields
 from pathlib import Path
@@ -34,6 +34,6 @@ def test_agent_yaml_covers_every_parameter(node):
         f'unknown {sorted(set(section) - set(declared))}')
     for name, default in declared.items():
         value = section[name]
-        # ROS parameters are typed by their default: YAML must give the same type.
-        assert type(value) is type(default), \
-            f'{node}.{name}: {value!r} is not a {type(default).__name__}'
+        # ROS parameters are typed by their default: YAML must give the same type and value.
+        assert type(value) is type(default) and value == default, \
+            f'{node}.{name}: {value!r} in agent.yaml, but the node declares {default!r}'
