@@ -52,7 +52,9 @@ class GroundedConfig:
     :param approach_step: spacing of the candidate approach positions [m]
     :param arm_reach: largest horizontal distance from the base to a grasp or place point [m]
     :param place_margin: clearance kept around a placed object [m]
-    :param floor_height: boxes whose bottom is below this stand on the floor (obstacles) [m]
+    :param obstacle_height: without a map, every box whose bottom is below this blocks the base
+        (a table seen only from above has no legs in its box, yet still blocks) [m]
+    :param clearance: without a map, extra distance kept from those boxes [m]
     """
 
     max_objects: int = 60
@@ -61,7 +63,8 @@ class GroundedConfig:
     approach_step: float = 0.05
     arm_reach: float = 1.2
     place_margin: float = 0.03
-    floor_height: float = 0.05
+    obstacle_height: float = 1.2
+    clearance: float = 0.1
 
     def __post_init__(self):
         if self.max_objects < 1:
@@ -158,11 +161,14 @@ class GroundedTokenizer:
         """Return (N,) whether the base fits at each of the (N, 2) points."""
         if context.is_free is not None:
             return np.array([bool(context.is_free(x, y)) for x, y in points], bool)
+        # No map: the object boxes are the map. Perception sees furniture partly (a table
+        # top without its legs), so anything low enough to touch blocks the base.
         free = np.ones(len(points), bool)
         bottoms = context.centers[:, 2] - context.sizes[:, 2] / 2
+        keep_out = self.config.robot_radius + self.config.clearance
         for center, size, bottom in zip(context.centers, context.sizes, bottoms):
-            if bottom < self.config.floor_height:
-                free &= _box_gap(points, center, size) >= self.config.robot_radius
+            if bottom < self.config.obstacle_height:
+                free &= _box_gap(points, center, size) >= keep_out
         return free
 
     def approach_pose(self, index, context, reach_also=None) -> NavGoal:
