@@ -41,8 +41,8 @@ def main(argv=None) -> int:
     from leo_ros.ros.agent_client import AgentClient
     from leo_ros.ros.commands import twist
 
-    agent = ManagedProcess(['leo-agent', '--sim', '--model-path', args.model_path], env=env,
-                           name='leo-agent')
+    agent = ManagedProcess([sys.executable, '-m', 'leo_ros.tools.agent', '--sim', '--model-path',
+                            args.model_path], env=env, name='leo-agent')
     rclpy.init()
     node = rclpy.create_node('leo_bench_e2e')
     client = AgentClient(node)

@@ -59,8 +59,9 @@ def main(argv=None) -> int:
 
     print(f'leo-demo: starting the world and the agent (ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, '
           f'scene seed {args.seed}); logs in {out / "agent.log"}', flush=True)
-    agent = ManagedProcess(['leo-agent', '--sim', '--model-path', args.model_path], env=env,
-                           name='leo-agent', log_path=out / 'agent.log')
+    agent = ManagedProcess([sys.executable, '-m', 'leo_ros.tools.agent', '--sim', '--model-path',
+                            args.model_path], env=env, name='leo-agent',
+                           log_path=out / 'agent.log')
     rclpy.init()
     node = rclpy.create_node('leo_demo')
     client = AgentClient(node)
