@@ -34,7 +34,8 @@ class ManagedProcess:
         self._tail = collections.deque(maxlen=tail_lines)
         self.process = subprocess.Popen(
             self.argv, env=child_environment(env), start_new_session=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -89,6 +90,15 @@ class ManagedProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _die_with_parent():
+    """In the child: get SIGTERM when the parent dies, so no node outlives its runner."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):   # not Linux: the runner's own clean-up still applies
+        pass
 
 
 def _signal_group(pid, sig):
