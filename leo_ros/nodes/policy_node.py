@@ -56,6 +56,8 @@ NODE_PARAMETERS = {
                         '(when nav2_msgs is importable)'),
     'manipulation_wait': (3.0, 'Seconds leo/execute waits for a manipulation command to finish'),
     'diagnostics_period': (1.0, 'Seconds between /diagnostics messages'),
+    'torch_threads': (1, 'CPU threads for the policy (0: torch default); on a shared CPU one '
+                      'thread avoids contention with perception and the simulator'),
 }
 
 
@@ -98,6 +100,9 @@ class PolicyNode:
         for table in (AGENT_PARAMETERS, SAFETY_PARAMETERS, NODE_PARAMETERS):
             values.update(self._declare(table))
         values['device'], values['dtype'] = resolve_device(values['device'], values['dtype'])
+        if values['torch_threads'] > 0:
+            import torch
+            torch.set_num_threads(values['torch_threads'])
         safety = SafetyConfig(**{name: values[name] for name in SAFETY_PARAMETERS})
         self.config = AgentConfig(safety=safety,
                                   **{name: values[name] for name in AGENT_PARAMETERS})
