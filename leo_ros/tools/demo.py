@@ -101,6 +101,8 @@ def main(argv=None) -> int:
 def _run_task(client, topdown, family, seed, index, out, look_around):
     """Reset the world to one task, instruct the agent, wait, check, draw; return a record."""
     from leo_ros.srv import SaveTopdown, TaskStatus
+    from std_srvs.srv import Trigger
+    client.call(client.stop, Trigger.Request())   # end whatever the last task left running
     try:
         reset = client.reset_world(seed, family, index, look_around=look_around)
     except TimeoutError as error:
