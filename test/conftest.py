@@ -37,13 +37,18 @@ def ros_context(domain_id):
 
 @pytest.fixture
 def spun_node(ros_context):
-    """Yield a node on the test's domain, spun by a MultiThreadedExecutor in a thread."""
+    """
+    Yield a node on the test's domain, spun in a background thread.
+
+    A SingleThreadedExecutor: rclpy's multi-threaded one costs so much per callback that a
+    640x480 cloud stream at 30 Hz falls behind the shared-memory segment (111/150 delivered).
+    """
     import threading
 
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     node = rclpy.create_node('leo_test_client', context=ros_context)
-    executor = MultiThreadedExecutor(num_threads=3, context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()

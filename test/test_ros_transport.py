@@ -35,9 +35,12 @@ def test_instruct_service_across_processes(spawn, spun_node):
 
 
 def test_pointcloud2_640x480_at_30hz_best_effort(spawn, spun_node):
-    from rclpy.qos import qos_profile_sensor_data
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import PointCloud2
     frames, stamps, first = 150, set(), []
+    # Best effort like sensor data, with a reader queue deep enough for a burst of frames.
+    best_effort = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT,
+                             history=HistoryPolicy.KEEP_LAST, depth=30)
     lock = threading.Lock()
 
     def on_cloud(msg):
@@ -46,8 +49,7 @@ def test_pointcloud2_640x480_at_30hz_best_effort(spawn, spun_node):
             if not first:
                 first.append(msg)
 
-    spun_node.create_subscription(PointCloud2, 'camera/points', on_cloud,
-                                  qos_profile_sensor_data)
+    spun_node.create_subscription(PointCloud2, 'camera/points', on_cloud, best_effort)
     publisher = spawn([sys.executable, '-m', 'leo_ros.nodes.ping_publisher', '--count',
                        str(frames), '--rate', '30'], name='ping_publisher')
     # The publisher starts sending once it has matched this subscriber (discovery done).

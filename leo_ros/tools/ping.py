@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     apply_ros_environment()
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import PointCloud2
 
     from leo_ros.ros.instruct_client import InstructClient
@@ -46,7 +46,9 @@ def main(argv=None) -> int:
             stamps.add(sent)
             latencies.append((now - sent) / 1e6)
 
-    node.create_subscription(PointCloud2, 'camera/points', on_cloud, qos_profile_sensor_data)
+    # Best effort like sensor data, with a reader queue deep enough for a burst of frames.
+    node.create_subscription(PointCloud2, 'camera/points', on_cloud, QoSProfile(
+        reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=30))
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
