@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from leo_ros.ros.process import wait_until
 
@@ -34,4 +33,3 @@ def test_child_dies_when_its_parent_is_killed():
             return stat.read().split()[2] == 'Z'
 
     assert wait_until(gone, timeout=5.0), 'the child outlived its parent'
-    time.sleep(0.1)
