@@ -1,6 +1,7 @@
 """Shared fixtures: an isolated ROS domain per test and managed child processes."""
 
 import os
+from pathlib import Path
 import random
 
 from leo_ros.ros.env import apply_ros_environment
@@ -13,6 +14,12 @@ os.environ.pop('ROS_LOCALHOST_ONLY', None)
 apply_ros_environment()
 
 _used_domains = set()
+
+#: The real Kinect scenes: ../shared beside the checkout (as CI and developers have it).
+MOSD_LEARN = next((path for path in (
+    Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mosd-learn',
+    Path('/work/shared/data/mosd-learn')) if path.is_dir()),
+    Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mosd-learn')
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from pathlib import Path
 import sys
 import threading
 
+from conftest import MOSD_LEARN
 from leo_ros.perception.pcd import read_pcd
 from leo_ros.ros.process import wait_until
 import numpy as np
@@ -12,7 +13,7 @@ from test_perception_segmentation import render
 
 pytestmark = pytest.mark.ros
 
-MOSD_FRAME = Path('/work/shared/data/mosd-learn/learn0.pcd')
+MOSD_FRAME = MOSD_LEARN / 'learn0.pcd'
 
 #: camera pose in the fixed frame published on camera/pose (no tf2 here)
 CAMERA_POSE = np.array([[0.0, 0.0, 1.0, 0.5],

@@ -1,13 +1,12 @@
 """Unit tests of the segmentation library on ray-cast scenes and on real mOSD frames (no ROS)."""
 
-from pathlib import Path
-
+from conftest import MOSD_LEARN
 from leo_ros.perception.bench import match_objects
 from leo_ros.perception.segmentation import (NO_OBJECT, segment, SegmentationConfig, SUPPORT)
 import numpy as np
 import pytest
 
-MOSD = Path('/work/shared/data/mosd-learn')
+MOSD = MOSD_LEARN
 
 #: boxes (low corner, high corner) on a table at z = 0; the last one stands on the first
 BOXES = [((-0.25, 0.0, 0.0), (-0.05, 0.2, 0.15)),
