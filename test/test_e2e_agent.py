@@ -15,7 +15,9 @@ import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-NAV_TASKS = 3
+#: Navigation tasks tried until one reaches its object. Through perception, about half of the
+#: decisions succeed (partial views; see docs/training.md), so one success in six is required.
+NAV_TASKS = 6
 
 
 @pytest.fixture
@@ -59,7 +61,9 @@ def test_navigation_reaches_the_object_and_bad_input_is_refused(agent_client):
                 reached += 1
                 break
             time.sleep(0.5)
-    print('\n'.join(str(a) for a in answers), f'\nreached {reached}/{NAV_TASKS}')
+        if reached:
+            break
+    print('\n'.join(str(a) for a in answers), f'\nreached after {len(answers)} task(s)')
     assert reached >= 1, answers
     # perception_node labels the objects it tracks with the shipped model's classifier.
     labels = [obj.label for obj in client.scene.objects]
