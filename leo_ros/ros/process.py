@@ -79,12 +79,6 @@ class ManagedProcess:
         self._reader.join(timeout=2.0)
         return self.process.returncode
 
-    def wait_for_exit(self, timeout) -> int:
-        """Wait for the process to end by itself; return its exit code."""
-        code = self.process.wait(timeout)
-        self.stop()
-        return code
-
     def __enter__(self):
         return self
 
