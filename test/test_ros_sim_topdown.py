@@ -17,7 +17,10 @@ def test_topdown_png_and_diagnostics(spawn, ros_context, tmp_path):
     spawn([sys.executable, '-m', 'leo_ros.nodes.sim_node', '--ros-args', '-p', 'rate:=5.0',
            '-p', 'width:=160', '-p', 'height:=120'], name='sim_node')
     node = rclpy.create_node('leo_test_topdown', context=ros_context)
+    # rclpy.spin_until_future_complete removes the node from the executor afterwards, so the
+    # node is added once here and the executor spun directly.
     executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
     reports = []
     node.create_subscription(DiagnosticArray, '/diagnostics', lambda m: reports.extend(
         s for s in m.status if s.name == 'leo_ros: sim_node'), 10)
@@ -25,11 +28,11 @@ def test_topdown_png_and_diagnostics(spawn, ros_context, tmp_path):
     assert client.wait_for_service(timeout_sec=60.0), 'sim/save_topdown never appeared'
     picture = tmp_path / 'world.png'
     future = client.call_async(SaveTopdown.Request(path=str(picture)))
-    rclpy.spin_until_future_complete(node, future, executor, timeout_sec=60.0)
+    executor.spin_until_future_complete(future, timeout_sec=60.0)
     assert future.done() and future.result().success, future.result()
     assert picture.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     bad = client.call_async(SaveTopdown.Request(path=str(tmp_path / 'no' / 'dir' / 'x.png')))
-    rclpy.spin_until_future_complete(node, bad, executor, timeout_sec=60.0)
+    executor.spin_until_future_complete(bad, timeout_sec=60.0)
     assert wait_until(bad.done, 5.0) and not bad.result().success
     assert 'cannot draw' in bad.result().message
     deadline = time.monotonic() + 30.0
