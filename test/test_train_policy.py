@@ -138,6 +138,19 @@ def test_constrained_decoding_names_present_objects_only():
     assert decision.kind in ('nav_goal', 'text')
 
 
+def test_one_grounded_action_names_distinct_objects():
+    policy = make_policy()
+    marker = policy.vocabulary.index['<pick_place>']
+    with torch.no_grad():
+        policy.head.bias.zero_()
+        policy.head.bias[marker] = 50.0
+        # Every object gets the same pointer score: greedy would name object 0 twice.
+        policy.pointer_key.weight.zero_()
+    decision = policy.act(make_scene(count=3), None, 'put it there', (0.0, 0.0, 0.0),
+                          text_encoder=FakeEncoder())
+    assert decision.tokens[:3] == ['<pick_place>', '<obj_0>', '<obj_1>']
+
+
 class FakeEncoder:
     """A stand-in for MiniLM in unit tests of the decoder (the encoder is not under test)."""
 

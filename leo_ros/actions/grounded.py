@@ -62,7 +62,7 @@ class GroundedConfig:
     approach_gap: tuple = (0.05, 0.42)
     approach_step: float = 0.05
     arm_reach: float = 1.2
-    place_margin: float = 0.03
+    place_margin: float = 0.01
     obstacle_height: float = 1.2
     clearance: float = 0.1
 
@@ -232,13 +232,14 @@ class GroundedTokenizer:
             candidates = dest_c[None, :2]
         else:
             axis_x = np.linspace(dest_c[0] - inset[0], dest_c[0] + inset[0],
-                                 max(2, int(inset[0] / 0.04) + 1))
+                                 max(2, int(inset[0] / 0.02) + 1))
             axis_y = np.linspace(dest_c[1] - inset[1], dest_c[1] + inset[1],
-                                 max(2, int(inset[1] / 0.04) + 1))
+                                 max(2, int(inset[1] / 0.02) + 1))
             candidates = np.stack(np.meshgrid(axis_x, axis_y), -1).reshape(-1, 2)
         ok = np.ones(len(candidates), bool)
-        for k in resting:
-            ok &= _box_gap(candidates, centers[k], sizes[k]) >= radius + cfg.place_margin
+        for k in resting:  # footprints as circles around the boxes: what the arm must clear
+            keep_out = radius + float(np.hypot(*sizes[k][:2])) / 2 + cfg.place_margin
+            ok &= np.hypot(*(candidates - centers[k][:2]).T) >= keep_out
         agent = np.asarray(context.agent_pose[:2], float)
         distance = np.hypot(*(candidates - agent).T)
         ok &= distance <= cfg.arm_reach

@@ -397,7 +397,8 @@ class LeoTrainedPolicy(nn.Module):
         Greedy decoding with a KV cache and the action grammar (one sample).
 
         After a marker only its payload can follow (object tokens of objects present, or the
-        tokenizer's allowed codes per position); payload tokens cannot appear elsewhere.
+        tokenizer's allowed codes per position); payload tokens cannot appear elsewhere. The
+        object tokens of one grounded action are distinct.
 
         :return: generated unified ids (list, without eos)
         """
@@ -430,7 +431,7 @@ class LeoTrainedPolicy(nn.Module):
         step_input = torch.cat([prefix, self.words.weight[self.vocabulary.bos][None, None]], 1)
         mask = torch.cat([prefix_mask, torch.ones_like(prefix_mask[:, :1])], 1)
         positions = (mask.long().cumsum(1) - 1).clamp(min=0)
-        cache, generated, pending = None, [], []
+        cache, generated, pending, payload_chosen = None, [], [], []
         next_position = int(positions[0, -1]) + 1
         for _ in range(max_tokens):
             out = self.llm(inputs_embeds=step_input, attention_mask=mask.long(),
@@ -440,6 +441,9 @@ class LeoTrainedPolicy(nn.Module):
                                   batch['object_mask'])[0, 0].float()     # (V + K,)
             if pending:
                 allowed = pending.pop(0)
+                if grounded:  # one action names distinct objects (no pick-and-place onto itself)
+                    allowed = allowed.clone()
+                    allowed[payload_chosen] = False
             else:
                 allowed = free_mask
             token = int(logits.masked_fill(~allowed, -float('inf')).argmax())
@@ -454,6 +458,9 @@ class LeoTrainedPolicy(nn.Module):
                     pending.append(option_mask)
             elif token in grounded_markers:
                 pending = [object_mask] * grounded_markers[token]
+                payload_chosen = []
+            if token >= vocab:
+                payload_chosen.append(token)
             embedded = self._embed_answer(torch.tensor([[token]]), objects_llm)
             step_input = embedded
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
