@@ -255,3 +255,20 @@ def test_stage_config_defaults():
     config = TrainConfig.from_dict({})
     assert config.stage1.llm == 'full' and config.stage2.llm == 'lora'
     assert StageConfig().clip > 0
+
+
+def test_object_readout_starts_as_the_plain_head_and_learns(tmp_path):
+    policy = make_policy(object_readout=True)
+    batch = collate([make_example(policy)], policy.vocabulary.pad)
+    plain = make_policy()
+    plain.load_state_dict(policy.state_dict(), strict=False)
+    # Zero-initialised value projection: the same loss as without the readout.
+    torch.testing.assert_close(policy(batch)['loss'], plain(batch)['loss'])
+    policy(batch)['sample_loss'].backward()
+    assert policy.readout_value.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        policy.readout_value.weight.normal_()
+    policy.save(tmp_path / 'model')
+    loaded = LeoTrainedPolicy.load(tmp_path / 'model')
+    assert loaded.config.object_readout
+    assert torch.equal(policy(batch)['loss'], loaded(batch)['loss'])

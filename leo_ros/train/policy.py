@@ -50,6 +50,9 @@ class PolicyConfig:
         in every spatial layer (instruction-aware object tokens for grounding)
     :param count_token: add a scene token that sums gated object tokens (DeepSets sum pooling),
         so that the LM can read counts (attention averages; it cannot count on its own)
+    :param object_readout: before the word head, every answer position attends to the object
+        tokens and adds what it read (a direct path from grounded objects to answer words, like
+        the pointer that names objects in actions)
     :param use_image: read the ego-view image token
     :param image_size: (width, height) of the ego-view image the encoder reads
     :param render_size: (width, height) the training images were rendered at (evaluation renders
@@ -76,6 +79,7 @@ class PolicyConfig:
     text_guidance: bool = True
     text_cross_attention: bool = True
     count_token: bool = True
+    object_readout: bool = False
     use_image: bool = True
     image_size: tuple = (32, 24)
     render_size: tuple = (64, 48)
@@ -268,6 +272,12 @@ class LeoTrainedPolicy(nn.Module):
             num_hidden_layers=config.llm_layers, num_attention_heads=config.llm_heads,
             num_key_value_heads=config.llm_heads, max_position_embeddings=512,
             tie_word_embeddings=False))
+        if config.object_readout:
+            self.readout_query = nn.Linear(hidden, width)
+            self.readout_key = nn.Linear(width, width)
+            self.readout_value = nn.Linear(width, hidden)
+            nn.init.zeros_(self.readout_value.weight)  # starts as the plain word head
+            nn.init.zeros_(self.readout_value.bias)
         self.head = nn.Linear(hidden, len(vocabulary))
         self.pointer_query = nn.Linear(hidden, width)
         self.pointer_key = nn.Linear(width, width)
@@ -342,7 +352,14 @@ class LeoTrainedPolicy(nn.Module):
 
     def _logits(self, hidden, objects, object_mask):
         """Word logits and object-pointer logits: (B, A, V + K)."""
-        words = self.head(hidden)                                        # (B, A, V)
+        if self.config.object_readout:
+            query = self.readout_query(hidden)                           # (B, A, W)
+            keys = self.readout_key(objects)                             # (B, K, W)
+            scores = query @ keys.transpose(1, 2) / math.sqrt(keys.shape[-1])
+            weights = scores.masked_fill(~object_mask[:, None, :], NEG).softmax(-1)
+            words = self.head(hidden + self.readout_value(weights @ objects))  # (B, A, V)
+        else:
+            words = self.head(hidden)                                    # (B, A, V)
         query = self.pointer_query(hidden)                               # (B, A, W)
         keys = self.pointer_key(objects)                                 # (B, K, W)
         pointer = query @ keys.transpose(1, 2) / math.sqrt(keys.shape[-1])
@@ -354,8 +371,9 @@ class LeoTrainedPolicy(nn.Module):
         Teacher-forced loss on the answer.
 
         :param batch: tensors from ``leo_ros.train.dataset.collate``
-        :return: dict with ``loss``, ``correct`` and ``count`` (answer tokens) and ``exact``
-            (B,): whether every answer token is right (teacher forced)
+        :return: dict with ``loss`` (mean over answer tokens), ``sample_loss`` (mean over
+            answers of their mean token loss), ``correct`` and ``count`` (answer tokens) and
+            ``exact`` (B,): whether every answer token is right (teacher forced)
         """
         objects = self.encode_objects(batch)
         objects_llm = self.object_proj(objects)
@@ -371,12 +389,16 @@ class LeoTrainedPolicy(nn.Module):
                           position_ids=positions).last_hidden_state
         hidden = hidden[:, prefix.shape[1]:]                             # (B, A, D)
         logits = self._logits(hidden, objects, batch['object_mask']).float()
-        target_mask = batch['answer_mask']
-        loss = nn.functional.cross_entropy(logits[target_mask], answer[target_mask])
+        target_mask = batch['answer_mask']                               # (B, A)
+        token_loss = nn.functional.cross_entropy(
+            logits.transpose(1, 2), answer, reduction='none') * target_mask  # (B, A)
+        lengths = target_mask.sum(dim=1)                                 # (B,)
+        loss = token_loss.sum() / lengths.sum()
+        sample_loss = (token_loss.sum(dim=1) / lengths.clamp(min=1)).mean()
         hits = logits.argmax(-1) == answer                               # (B, A)
         exact = (hits | ~target_mask).all(dim=1)                         # (B,) whole answer
-        return {'loss': loss, 'correct': hits[target_mask].sum(), 'count': target_mask.sum(),
-                'exact': exact}
+        return {'loss': loss, 'sample_loss': sample_loss, 'correct': hits[target_mask].sum(),
+                'count': target_mask.sum(), 'exact': exact}
 
     # ---- generation
     def _grammar(self):

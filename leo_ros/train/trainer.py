@@ -34,6 +34,9 @@ class StageConfig:
     :param replay: share of stage-1 examples mixed into stage 2
     :param text_dropout: share of instruction word pieces hidden per example (not the first),
         so that no single wording is learned by heart
+    :param loss_weighting: 'token' (every answer token counts the same, so long answers
+        dominate) or 'sample' (each answer's mean token loss counts the same, so a one-word QA
+        answer weighs as much as a plan)
     :param log_every: steps between metric lines
     :param eval_every: steps between validation passes
     :param checkpoint_every: steps between resumable checkpoints
@@ -50,6 +53,7 @@ class StageConfig:
     llm: str = 'full'
     replay: float = 0.0
     text_dropout: float = 0.0
+    loss_weighting: str = 'token'
     log_every: int = 25
     eval_every: int = 250
     checkpoint_every: int = 250
@@ -68,6 +72,9 @@ class StageConfig:
             raise ValueError(f'StageConfig.llm must be full, lora or frozen, got {self.llm!r}')
         if not 0 <= self.replay < 1:
             raise ValueError(f'StageConfig.replay must be in [0, 1), got {self.replay}')
+        if self.loss_weighting not in ('token', 'sample'):
+            raise ValueError(f'StageConfig.loss_weighting must be token or sample, '
+                             f'got {self.loss_weighting!r}')
         if not 0 <= self.text_dropout < 1:
             raise ValueError(f'StageConfig.text_dropout must be in [0, 1), '
                              f'got {self.text_dropout}')
@@ -171,7 +178,8 @@ def run_stage(model, train_examples, val_examples, config: StageConfig, out_dir,
         model.train()
         with accelerator.autocast():
             out = model(batch)
-        accelerator.backward(out['loss'])
+        accelerator.backward(out['sample_loss' if config.loss_weighting == 'sample'
+                                 else 'loss'])
         grad_norm = accelerator.clip_grad_norm_(parameters, config.clip)
         optimizer.step()
         scheduler.step()
