@@ -272,3 +272,35 @@ def test_object_readout_starts_as_the_plain_head_and_learns(tmp_path):
     loaded = LeoTrainedPolicy.load(tmp_path / 'model')
     assert loaded.config.object_readout
     assert torch.equal(policy(batch)['loss'], loaded(batch)['loss'])
+
+
+def test_out_of_reach_pick_place_starts_with_an_approach():
+    # Plan tasks start the robot away from the objects; a bare pick-and-place naming the right
+    # objects must drive there first, then succeed by the world's own check.
+    from leo_ros.actions.grounded import object_token
+    from leo_ros.data.engine import TaskSampler
+    from leo_ros.sim.world import World
+    from leo_ros.train.evaluate import execute, reachable_free
+    policy, sampler = make_policy(), TaskSampler()
+    trials, approached, successes = 0, 0, 0
+    for seed in (2000002, 2000005, 2000009, 2000011):
+        world = World(seed)
+        for episode in range(2):
+            world.reset(seed)
+            try:
+                task = sampler.sample(world, 'plan', np.random.default_rng([seed, episode]))
+            except ValueError:
+                continue
+            world.set_robot_pose(*task.situation)
+            tokens = world.scene_tokens(64)
+            index = {int(i): k for k, i in enumerate(tokens.ids)}
+            words = ['<pick_place>'] + [object_token(index[i]) for i in task.target_ids[:2]]
+            decision = policy.decode_words(words, tokens, world.robot_pose, reachable_free(world))
+            trials += 1
+            kinds = [a.kind for a in decision.actions]
+            approached += kinds == ['nav_goal', 'pick_place']
+            if decision.actions:
+                execute(world, decision.actions, 90.0)
+            successes += bool(world.task_success(task))
+    assert trials >= 5 and approached >= 3
+    assert successes / trials >= 0.7

@@ -212,6 +212,17 @@ class GroundedTokenizer:
                                    yaw=float(math.atan2(look[1] - y, look[0] - x)))
         raise ValueError(f'no free approach position around object {index}')
 
+    def within_reach(self, pick, place, context) -> bool:
+        """Return whether the arm reaches object ``pick`` and a free spot on ``place`` from here."""
+        agent = np.asarray(context.agent_pose[:2], float)
+        if np.hypot(*(np.asarray(context.centers[pick][:2]) - agent)) > self.config.arm_reach:
+            return False
+        try:
+            self.pick_place(pick, place, context)
+        except ValueError:
+            return False
+        return True
+
     def pick_place(self, pick, place, context) -> PickPlace:
         """Return a top-down grasp of object ``pick`` and a free spot on top of ``place``."""
         cfg = self.config

@@ -110,6 +110,7 @@ class PolicyNode:
         self.core = AgentCore(self.config, load)
         self.loading = True
         self.counts = {'instructions': 0, 'refused_busy': 0, 'refused_gate': 0, 'errors': 0}
+        self._counts_lock = threading.Lock()  # services, plans and the timer run on other threads
         self.last_error = ''
         self._inputs = threading.Lock()
         self._scene_msg = self._image_msg = None
@@ -213,17 +214,21 @@ class PolicyNode:
         self._refresh_inputs()
         return self.core.decide(instruction, self._now(), dry_run=dry_run)
 
+    def _count(self, key):
+        with self._counts_lock:
+            self.counts[key] += 1
+
     def handle(self, instruction, dry_run=False):
         """Run one instruction through the worker; publish its command; return the Outcome."""
         from leo_ros.agent.core import Outcome
         try:
             self.core.begin()
         except AgentBusy as error:
-            self.counts['refused_busy'] += 1
+            self._count('refused_busy')
             return Outcome(False, error=str(error))
         handed_over = False
         try:
-            self.counts['instructions'] += 1
+            self._count('instructions')
             outcome = self.worker.submit(self._decide, instruction, dry_run).result()
             self._publish_outcome(outcome)
             if outcome.action is not None and outcome.plan:
@@ -266,8 +271,7 @@ class PolicyNode:
         from leo_ros.ros.commands import action_tokens
         if not outcome.success:
             self.last_error = outcome.error
-            key = 'refused_gate' if 'safety gate' in outcome.error else 'errors'
-            self.counts[key] += 1
+            self._count('refused_gate' if 'safety gate' in outcome.error else 'errors')
             self.node.get_logger().warning(outcome.error[:300])
         if outcome.response:
             self.pub_response.publish(String(data=outcome.response))
@@ -321,7 +325,7 @@ class PolicyNode:
         try:
             self.core.begin()
         except AgentBusy as error:
-            self.counts['refused_busy'] += 1
+            self._count('refused_busy')
             goal_handle.abort()
             result.success, result.error = False, str(error)
             return result
@@ -338,7 +342,7 @@ class PolicyNode:
             return outcome
 
         try:
-            self.counts['instructions'] += 1
+            self._count('instructions')
             outcome, steps = self.core.execute(
                 goal_handle.request.instruction, self._now,
                 lambda action: self._perform(action, lambda: goal_handle.is_cancel_requested),
@@ -399,13 +403,15 @@ class PolicyNode:
             level, message = DiagnosticStatus.ERROR, self.core.load_error
         age = self.core.scene_age(self._now())
         latencies = self.core.decisions_ms
+        with self._counts_lock:
+            counts = dict(self.counts)
         values = {
             'model_ready': str(ready), 'device': self.core.device or 'none',
             'model_path': self.config.model_path or 'default', 'busy': str(self.core.busy),
             'scene_age_s': 'none' if age is None else f'{age:.2f}',
             'decision_ms_p50': f'{statistics.median(latencies):.1f}' if latencies else 'none',
             'dry_run': str(self.config.safety.dry_run), 'last_error': self.last_error[:200],
-            **{key: str(value) for key, value in self.counts.items()}}
+            **{key: str(value) for key, value in counts.items()}}
         status = DiagnosticStatus(level=level, name='leo_ros: policy_node', message=message,
                                   hardware_id='leo_ros')
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]

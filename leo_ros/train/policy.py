@@ -598,6 +598,18 @@ class LeoTrainedPolicy(nn.Module):
                 following = segments[number + 1] if number + 1 < len(segments) else None
                 if kind == 'nav_goal' and following and following[0] == '<pick_place>':
                     reach = [object_index(t) for t in following[1:]]
+                after_goal = number > 0 and segments[number - 1][0] == '<nav_goal>'
+                if kind == 'pick_place' and not after_goal:
+                    # A pick-and-place out of the arm's reach starts with an approach: a base
+                    # pose with both objects in reach (what a plan's "go to" step decodes to).
+                    pick, place = (object_index(t) for t in segment[1:3])
+                    if pick != place and not self.action_tokenizer.within_reach(pick, place,
+                                                                                context):
+                        approach = self.action_tokenizer.decode('nav_goal', segment[1:2],
+                                                                context, [pick, place])
+                        actions.append(approach)
+                        pose = (approach.x, approach.y, approach.yaw)
+                        context = GroundingContext.from_scene(tokens, pose, is_free)
                 action = self.action_tokenizer.decode(kind, segment[1:], context, reach)
                 actions.append(action)
                 if kind == 'nav_goal':  # what follows is decided from where the robot will be
