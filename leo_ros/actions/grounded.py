@@ -213,7 +213,7 @@ class GroundedTokenizer:
         raise ValueError(f'no free approach position around object {index}')
 
     def within_reach(self, pick, place, context) -> bool:
-        """Return whether the arm reaches object ``pick`` and a free spot on ``place`` from here."""
+        """Return whether the arm reaches object ``pick`` and a free spot on ``place``."""
         agent = np.asarray(context.agent_pose[:2], float)
         if np.hypot(*(np.asarray(context.centers[pick][:2]) - agent)) > self.config.arm_reach:
             return False
