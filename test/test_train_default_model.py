@@ -12,13 +12,14 @@ from leo_ros.train.evaluate import EvalConfig, FAMILIES, METRICS, run_episodes
 from leo_ros.train.policy import LeoTrainedPolicy, random_like
 import pytest
 
-EPISODES = 6
+EPISODES = 10
 #: least lead over the untrained twin per family (success fraction or caption token F1); the
 #: untrained twin scores 0 on every success family. Measured on these episodes when the model
-#: was shipped: nav 0.83, pick-and-place 0.80, plan 0.20, QA 0.83, object captions 0.76 (twin
-#: 0.08), scene captions 0.62 (twin 0.39: scene captions are long lists of counts, so even
-#: babble shares many of their words).
-MARGIN = {'nav': 0.4, 'pick_place': 0.4, 'plan': 0.15, 'qa': 0.25, 'object_caption': 0.4,
+#: was shipped: nav 1.0, pick-and-place 0.50, plan 0.56, QA 0.80, object captions 0.81 (twin
+#: 0.07), scene captions 0.66 (twin 0.40: scene captions are long lists of counts, so even
+#: babble shares many of their words). Ten episodes are a small sample (pick-and-place over
+#: 50 episodes: 0.73-0.92 depending on the seed), so the margins sit well below those leads.
+MARGIN = {'nav': 0.4, 'pick_place': 0.25, 'plan': 0.15, 'qa': 0.25, 'object_caption': 0.4,
           'scene_caption': 0.15}
 
 
