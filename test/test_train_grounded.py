@@ -89,38 +89,44 @@ def test_navigation_goals_succeed_in_the_world(seed):
     assert np.mean(successes) >= 0.8
 
 
-def test_plans_land_objects_on_their_destination():
-    # Tasks the data engine's expert can solve; the robot starts elsewhere, drives to the
-    # grounded NavGoal (arm reach of both objects), then runs the grounded PickPlace.
+def expert_tasks(family, seeds, episodes):
+    """Yield (world, task) for tasks of ``family`` the data engine's expert can solve."""
     from leo_ros.data.engine import TaskSampler
-    tokenizer, sampler = GroundedTokenizer(), TaskSampler()
-    trials, successes = 0, 0
-    for seed in (2000002, 2000005, 2000009, 2000011):
+    sampler = TaskSampler()
+    for seed in seeds:
         world = World(seed)
+        for episode in range(episodes):
+            world.reset(seed)
+            try:
+                task = sampler.sample(world, family, np.random.default_rng([seed, episode]))
+            except ValueError:
+                continue
+            yield world, task
+
+
+def test_plans_land_objects_on_their_destination():
+    # The robot starts elsewhere, drives to the grounded NavGoal (arm reach of both objects),
+    # then runs the grounded PickPlace.
+    tokenizer = GroundedTokenizer()
+    trials, successes = 0, 0
+    for world, task in expert_tasks('plan', (2000002, 2000005, 2000009, 2000011), 2):
         tokens = world.scene_tokens(64)
         index = {int(i): k for k, i in enumerate(tokens.ids)}
-        for episode in range(2):
-            world.reset(seed)
-            rng = np.random.default_rng([seed, episode])
-            try:
-                task = sampler.sample(world, 'plan', rng)
-            except ValueError:
-                continue
-            pick, place = (index[i] for i in task.target_ids[:2])
-            trials += 1
-            try:
-                context = GroundingContext.from_scene(tokens, world.robot_pose,
-                                                      reachable_free(world))
-                goal = tokenizer.decode('nav_goal', [object_token(pick)], context,
-                                        reach_also=[pick, place])
-                drive(world, goal, 90.0)
-                context = GroundingContext.from_scene(tokens, world.robot_pose)
-                action = tokenizer.decode('pick_place', [object_token(pick),
-                                                         object_token(place)], context)
-            except ValueError:
-                continue
-            world.apply(action)
-            successes += bool(world.task_success(task))  # the world's own check
+        pick, place = (index[i] for i in task.target_ids[:2])
+        trials += 1
+        try:
+            context = GroundingContext.from_scene(tokens, world.robot_pose,
+                                                  reachable_free(world))
+            goal = tokenizer.decode('nav_goal', [object_token(pick)], context,
+                                    reach_also=[pick, place])
+            drive(world, goal, 90.0)
+            context = GroundingContext.from_scene(tokens, world.robot_pose)
+            action = tokenizer.decode('pick_place', [object_token(pick),
+                                                     object_token(place)], context)
+        except ValueError:
+            continue
+        world.apply(action)
+        successes += bool(world.task_success(task))  # the world's own check
     assert trials >= 5
     assert successes / trials >= 0.7
     assert 'plate' in SUPPORT_CATEGORIES  # plates are decoded at their centre
@@ -129,30 +135,22 @@ def test_plans_land_objects_on_their_destination():
 def test_pick_place_with_the_right_objects_succeeds_in_the_world():
     # Oracle grounding (the task's own objects) from the expert's base pose: what is left to
     # fail is the decoder's grasp and free-spot choice, judged by the world's own checks.
-    from leo_ros.data.engine import TaskSampler
-    tokenizer, sampler = GroundedTokenizer(), TaskSampler()
+    tokenizer = GroundedTokenizer()
     trials, successes = 0, 0
-    for seed in (2000001, 2000003, 2000004, 2000006, 2000007, 2000008):
-        world = World(seed)
-        for episode in range(4):
-            world.reset(seed)
-            rng = np.random.default_rng([seed, episode])
-            try:
-                task = sampler.sample(world, 'pick_place', rng)
-            except ValueError:
-                continue
-            world.set_robot_pose(*task.situation)
-            tokens = world.scene_tokens(64)
-            index = {int(i): k for k, i in enumerate(tokens.ids)}
-            trials += 1
-            try:
-                action = tokenizer.decode(
-                    'pick_place', [object_token(index[i]) for i in task.target_ids[:2]],
-                    GroundingContext.from_scene(tokens, world.robot_pose))
-            except ValueError:
-                continue
-            world.apply(action)
-            successes += bool(world.task_success(task))
+    seeds = (2000001, 2000003, 2000004, 2000006, 2000007, 2000008)
+    for world, task in expert_tasks('pick_place', seeds, 4):
+        world.set_robot_pose(*task.situation)
+        tokens = world.scene_tokens(64)
+        index = {int(i): k for k, i in enumerate(tokens.ids)}
+        trials += 1
+        try:
+            action = tokenizer.decode(
+                'pick_place', [object_token(index[i]) for i in task.target_ids[:2]],
+                GroundingContext.from_scene(tokens, world.robot_pose))
+        except ValueError:
+            continue
+        world.apply(action)
+        successes += bool(world.task_success(task))
     assert trials >= 15
     assert successes / trials >= 0.9
 

@@ -124,13 +124,18 @@ def test_object_pointer_tokens_point_at_objects():
     assert policy.ids_to_tokens([word_count + 2]) == ['<obj_2>']
 
 
-def test_constrained_decoding_names_present_objects_only():
+def policy_opening_with(marker):
+    """Return a tiny policy whose first generated token is ``marker``."""
     policy = make_policy()
-    marker = policy.vocabulary.index['<nav_goal>']
-    # Force the marker as the first choice: after it, only objects of this scene may follow.
     with torch.no_grad():
         policy.head.bias.zero_()
-        policy.head.bias[marker] = 50.0
+        policy.head.bias[policy.vocabulary.index[marker]] = 50.0
+    return policy
+
+
+def test_constrained_decoding_names_present_objects_only():
+    # After the marker only objects of this scene may follow.
+    policy = policy_opening_with('<nav_goal>')
     tokens = make_scene(count=3)
     decision = policy.act(tokens, None, 'go', (0.0, 0.0, 0.0), text_encoder=FakeEncoder())
     assert decision.tokens[0] == '<nav_goal>'
@@ -139,12 +144,8 @@ def test_constrained_decoding_names_present_objects_only():
 
 
 def test_one_grounded_action_names_distinct_objects():
-    policy = make_policy()
-    marker = policy.vocabulary.index['<pick_place>']
-    with torch.no_grad():
-        policy.head.bias.zero_()
-        policy.head.bias[marker] = 50.0
-        # Every object gets the same pointer score: greedy would name object 0 twice.
+    policy = policy_opening_with('<pick_place>')
+    with torch.no_grad():  # every object the same pointer score: greedy would name 0 twice
         policy.pointer_key.weight.zero_()
     decision = policy.act(make_scene(count=3), None, 'put it there', (0.0, 0.0, 0.0),
                           text_encoder=FakeEncoder())
