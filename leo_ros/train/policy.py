@@ -353,17 +353,13 @@ class LeoTrainedPolicy(nn.Module):
     def _logits(self, hidden, objects, object_mask):
         """Word logits and object-pointer logits: (B, A, V + K)."""
         if self.config.object_readout:
-            query = self.readout_query(hidden)                           # (B, A, W)
-            keys = self.readout_key(objects)                             # (B, K, W)
-            scores = query @ keys.transpose(1, 2) / math.sqrt(keys.shape[-1])
-            weights = scores.masked_fill(~object_mask[:, None, :], NEG).softmax(-1)
+            weights = _object_scores(self.readout_query(hidden), self.readout_key(objects),
+                                     object_mask).softmax(-1)             # (B, A, K)
             words = self.head(hidden + self.readout_value(weights @ objects))  # (B, A, V)
         else:
             words = self.head(hidden)                                    # (B, A, V)
-        query = self.pointer_query(hidden)                               # (B, A, W)
-        keys = self.pointer_key(objects)                                 # (B, K, W)
-        pointer = query @ keys.transpose(1, 2) / math.sqrt(keys.shape[-1])
-        pointer = pointer.masked_fill(~object_mask[:, None, :], NEG)      # (B, A, K)
+        pointer = _object_scores(self.pointer_query(hidden), self.pointer_key(objects),
+                                 object_mask)                            # (B, A, K)
         return torch.cat([words, pointer], dim=-1)
 
     def forward(self, batch):
@@ -698,6 +694,19 @@ def resize_image(image, size) -> np.ndarray:
     rows = (np.arange(height) * image.shape[0] / height).astype(int)
     cols = (np.arange(width) * image.shape[1] / width).astype(int)
     return image[rows][:, cols]
+
+
+def _object_scores(query, keys, object_mask) -> torch.Tensor:
+    """
+    Return scaled dot products of queries with object keys; absent objects get NEG.
+
+    :param query: (B, A, W)
+    :param keys: (B, K, W)
+    :param object_mask: (B, K) bool, True where an object is present
+    :return: (B, A, K)
+    """
+    scores = query @ keys.transpose(1, 2) / math.sqrt(keys.shape[-1])
+    return scores.masked_fill(~object_mask[:, None, :], NEG)
 
 
 def _describe(action) -> str:
