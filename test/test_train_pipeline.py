@@ -47,6 +47,18 @@ def test_outputs_and_formats(trained):
     assert isinstance(LeoTrainedPolicy.load(model), LeoTrainedPolicy)
 
 
+def test_install_replaces_the_model_and_keeps_the_ablation_table(trained, tmp_path):
+    target = tmp_path / 'installed'
+    (target / 'ablation').mkdir(parents=True)
+    (target / 'ablation' / 'ablation.md').write_text('| variant |')
+    (target / 'stale.txt').write_text('from an older model')
+    train_tool.install(trained, trained / 'model', target)
+    assert (target / 'ablation' / 'ablation.md').read_text() == '| variant |'
+    assert not (target / 'stale.txt').exists()
+    assert isinstance(LeoTrainedPolicy.load(target), LeoTrainedPolicy)
+    assert (target / 'metrics.jsonl').is_file() and (target / 'README.md').is_file()
+
+
 def test_resume_continues_from_the_checkpoint(trained):
     # Remove the finished marker of stage 2: the stage must resume from its checkpoint
     # (saved after step 2 of 3) instead of starting over.

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 import shutil
 import sys
+import tempfile
 
 import yaml
 
@@ -102,11 +103,27 @@ def main(argv=None) -> int:
     return 0
 
 
+#: made by their own commands (``--ablations``), so a reinstall keeps them
+KEPT_ON_INSTALL = ('ablation',)
+
+
 def install(out, model_dir, target):
-    """Copy a trained model with its metrics log, curves and evaluations into ``target``."""
+    """
+    Copy a trained model with its metrics log, curves and evaluations into ``target``.
+
+    What was there is replaced, except the directories in ``KEPT_ON_INSTALL``.
+    """
+    kept = {}
     if target.exists():
+        for name in KEPT_ON_INSTALL:
+            if (target / name).is_dir():
+                kept[name] = Path(tempfile.mkdtemp(prefix='leo-install-')) / name
+                shutil.move(str(target / name), str(kept[name]))
         shutil.rmtree(target)
     shutil.copytree(model_dir, target)
+    for name, saved in kept.items():
+        shutil.move(str(saved), str(target / name))
+        saved.parent.rmdir()
     for name in ('metrics.jsonl', 'curves.png', 'train_config.json'):
         if (out / name).is_file():
             shutil.copy(out / name, target / name)
