@@ -5,7 +5,7 @@ import json
 import math
 
 from leo_ros.actions.types import action_from_dict, NavGoal, NavStep, PickPlace
-from leo_ros.data.engine import DataEngine, EngineConfig, TaskSampler
+from leo_ros.data.engine import DataEngine, EngineConfig, QA_KINDS, TaskSampler
 from leo_ros.data.shards import (load_scene, read_samples, split_of_seed, split_seeds,
                                  write_split)
 from leo_ros.data.templates import Templates
@@ -92,6 +92,29 @@ def test_directions_in_answers_match_coordinates(results):
         assert sample['answer'].lower() == ('yes' if truth else 'no'), sample
         checked += 1
     assert checked >= 3
+
+
+def test_question_kind_weights_shift_what_is_asked():
+    def proposed(weights):
+        engine = DataEngine(EngineConfig(object_captions=0, scene_captions=0, qa=40, nav=0,
+                                         pick_place=0, plan=0, qa_kind_weights=weights))
+        counts = Counter()
+        for seed in range(3):
+            counts.update(engine.scene(seed).proposed)
+        return counts
+    uniform = proposed(None)
+    geometry = proposed({'qa_relation': 6, 'qa_size': 6, 'qa_count': 0})
+    assert geometry['qa_count'] == 0 < uniform['qa_count']
+    assert geometry['qa_relation'] > 1.5 * uniform['qa_relation']
+    assert geometry['qa_size'] > 1.5 * uniform['qa_size']
+
+
+@pytest.mark.parametrize('weights, match', [({'qa_colour': 2}, 'unknown kinds'),
+                                            ({'qa_size': -1}, '>= 0'),
+                                            (dict.fromkeys(QA_KINDS, 0), 'no kind')])
+def test_question_kind_weights_name_bad_values(weights, match):
+    with pytest.raises(ValueError, match=match):
+        EngineConfig(qa_kind_weights=weights)
 
 
 def test_navigation_samples_reach_the_target(results):

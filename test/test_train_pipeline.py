@@ -93,6 +93,27 @@ def test_leo_eval_writes_tables_and_the_last_line(trained, tmp_path, capsys):
     assert (out / 'eval.png').is_file()
 
 
+def test_ablations_write_the_table_and_gather_finished_variants(trained, tmp_path, capsys):
+    out = tmp_path / 'ablation'
+    shared = ['--out', str(out), '--data', str(trained / 'data'), '--classifier',
+              str(trained / 'classifier'), '--eval-episodes', '1'] + TOY
+    assert train_tool.main(shared + ['--ablations', 'default', 'no_pairwise']) == 0
+    table = (out / 'ablation.md').read_text()
+    assert '| default |' in table and '| no_pairwise |' in table
+    result = json.loads((out / 'ablation.json').read_text())
+    assert set(result['variants']) == {'default', 'no_pairwise'}
+    assert LeoTrainedPolicy.load(out / 'no_pairwise' / 'model').spatial[0].pair is None
+    assert (out / 'ablation.png').is_file()
+    # A finished variant is read back (separate processes, one gathering call) ...
+    stamp = (out / 'default' / 'eval' / 'eval.json').stat().st_mtime_ns
+    assert train_tool.main(shared + ['--ablations', 'default']) == 0
+    assert (out / 'default' / 'eval' / 'eval.json').stat().st_mtime_ns == stamp
+    # ... but not when it was made with another configuration.
+    assert train_tool.main(shared + ['--set', 'stage2.steps=4', '--ablations', 'default']) == 0
+    assert (out / 'default' / 'eval' / 'eval.json').stat().st_mtime_ns != stamp
+    capsys.readouterr()
+
+
 def test_leo_eval_refuses_a_missing_model(tmp_path, capsys):
     assert eval_tool.main(['--model', str(tmp_path / 'none'), '--quiet']) == 2
     assert 'no model' in capsys.readouterr().err

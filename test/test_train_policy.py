@@ -108,6 +108,26 @@ def test_padded_objects_change_nothing():
     assert torch.isfinite(padded['loss'])
 
 
+def test_mlp_location_reads_size_ratios():
+    # With log extents, doubling every object's size shifts the location input by the same
+    # log 2 whether the objects are small or large; the linear encoding sees raw metres.
+    policy = make_policy(location='mlp')
+    assert isinstance(policy.location, torch.nn.Sequential)
+    example = make_example(policy)
+    batch = collate([example], policy.vocabulary.pad)
+    seen = []
+    original = policy.location.forward
+    policy.location.forward = lambda geometry: seen.append(geometry.clone()) or original(geometry)
+    policy.encode_objects(batch)
+    batch['sizes'] = batch['sizes'] * 2
+    policy.encode_objects(batch)
+    torch.testing.assert_close(seen[1][..., 3:] - seen[0][..., 3:],
+                               torch.full_like(seen[0][..., 3:], math.log(2)))
+    out = policy(batch)
+    out['loss'].backward()
+    assert policy.location[0].weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize('pairwise', [True, False])
 def test_pairwise_switch_changes_the_spatial_layers(pairwise):
     policy = make_policy(pairwise_geometry=pairwise)
@@ -243,6 +263,7 @@ def test_optimizer_state_round_trip(tmp_path):
     ({'stage2': {'llm': 'half'}}, 'llm'),
     ({'policy': {'action_mode': 'words'}}, 'action_mode'),
     ({'policy': {'width': 30, 'spatial_heads': 4}}, 'width'),
+    ({'policy': {'location': 'fourier'}}, 'location'),
     ({'data': {'refer_phrasings': ['no slot']}}, 'refer_phrasings'),
     ({'stages': {}}, 'unknown'),
     ({'stage1': {'lr_max': 1}}, 'unknown keys in stage1'),

@@ -49,6 +49,8 @@ class GroundedConfig:
     :param max_objects: object tokens that can be named (``<obj_0>`` .. ``<obj_{n-1}>``)
     :param robot_radius: base footprint radius [m]
     :param approach_gap: (min, max) gap between the base footprint and the object's box [m]
+    :param approach_fallback: largest gap tried when nothing in ``approach_gap`` is free (an
+        object in the middle of a table is only reachable from the table's edge) [m]
     :param approach_step: spacing of the candidate approach positions [m]
     :param arm_reach: largest horizontal distance from the base to a grasp or place point [m]
     :param place_margin: clearance kept around a placed object [m]
@@ -60,6 +62,7 @@ class GroundedConfig:
     max_objects: int = 60
     robot_radius: float = 0.22
     approach_gap: tuple = (0.05, 0.42)
+    approach_fallback: float = 0.47
     approach_step: float = 0.05
     arm_reach: float = 1.2
     place_margin: float = 0.01
@@ -73,6 +76,9 @@ class GroundedConfig:
         if not 0 <= low < high:
             raise ValueError(f'GroundedConfig.approach_gap must be 0 <= min < max, '
                              f'got {self.approach_gap}')
+        if self.approach_fallback < high:
+            raise ValueError(f'GroundedConfig.approach_fallback must be >= approach_gap max '
+                             f'{high}, got {self.approach_fallback}')
         for name in ('robot_radius', 'approach_step', 'arm_reach', 'place_margin'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'GroundedConfig.{name} must be > 0, got {getattr(self, name)}')
@@ -175,14 +181,16 @@ class GroundedTokenizer:
         """
         Return a free pose in front of object ``index`` that faces it.
 
-        Candidates lie in gap bands around the object's box, the near band first; within a band
-        the one nearest the robot wins. With ``reach_also`` the pose must instead have every
-        listed object within arm reach, and it faces their middle.
+        Candidates lie in gap bands around the object's box, the near band first, then the
+        fallback band; within a band the one nearest the robot wins. With ``reach_also`` the
+        pose must instead have every listed object within arm reach, and it faces their middle.
         """
         cfg = self.config
         center, size = context.centers[index], context.sizes[index]
         low, high = cfg.approach_gap
         bands = [(low, (low + high) / 2), ((low + high) / 2, high)]
+        if cfg.approach_fallback > high:
+            bands.append((high, cfg.approach_fallback))
         if reach_also:
             bands = [(low, cfg.arm_reach)]
         agent = np.asarray(context.agent_pose[:2], float)

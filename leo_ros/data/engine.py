@@ -23,6 +23,8 @@ from leo_ros.sim.world import Task, World, WorldConfig
 import numpy as np
 
 PLURALS = {'box': 'boxes', 'shelf': 'shelves'}
+QA_KINDS = ('qa_count', 'qa_color', 'qa_category', 'qa_existence', 'qa_support', 'qa_relation',
+            'qa_size')
 
 
 def plural(category):
@@ -42,6 +44,8 @@ class EngineConfig:
     :param nav: navigation episode candidates per scene
     :param pick_place: manipulation episode candidates per scene
     :param plan: multi-step plan candidates per scene
+    :param qa_kind_weights: relative frequency of each question kind (``qa_relation``: 3, ...);
+        kinds left out weigh 1; None draws the kinds uniformly
     :param points_per_object: points per object in the stored SceneTokens
     :param image_size: (width, height) of the stored ego-view images; (0, 0) stores none
     :param world: the world the scenes come from
@@ -54,6 +58,7 @@ class EngineConfig:
     nav: int = 5
     pick_place: int = 4
     plan: int = 2
+    qa_kind_weights: dict = None
     points_per_object: int = 1024
     image_size: tuple = (224, 168)
     world: WorldConfig = field(default_factory=WorldConfig)
@@ -72,6 +77,19 @@ class EngineConfig:
         if (width, height) != (0, 0) and (width < 2 or height < 2):
             raise ValueError(f'EngineConfig.image_size must be (0, 0) or at least 2x2, '
                              f'got {self.image_size}')
+        if self.qa_kind_weights is not None:
+            weights = dict(self.qa_kind_weights)
+            unknown = sorted(set(weights) - set(QA_KINDS))
+            if unknown:
+                raise ValueError(f'EngineConfig.qa_kind_weights has unknown kinds {unknown}; '
+                                 f'known: {list(QA_KINDS)}')
+            bad = {k: w for k, w in weights.items() if not w >= 0}
+            if bad:
+                raise ValueError(f'EngineConfig.qa_kind_weights must be >= 0, got {bad}')
+            if not any(weights.get(k, 1) > 0 for k in QA_KINDS):
+                raise ValueError(f'EngineConfig.qa_kind_weights leaves no kind to ask: '
+                                 f'{weights}')
+            self.qa_kind_weights = weights
 
 
 @dataclass
@@ -161,10 +179,16 @@ class DataEngine:
         """Return one candidate of a family (a dict), or None when the scene offers none."""
         graph = world.graph
         if family == 'qa':
-            kinds = [k for k in ('qa_count', 'qa_color', 'qa_category', 'qa_existence',
-                                 'qa_support', 'qa_relation', 'qa_size')
-                     if self.templates.has(k)]
-            kind = kinds[int(rng.integers(len(kinds)))]
+            kinds = [k for k in QA_KINDS if self.templates.has(k)]
+            weights = self.config.qa_kind_weights
+            if weights is None:
+                kind = kinds[int(rng.integers(len(kinds)))]
+            else:
+                # Geometry questions (relations, sizes) need more examples than lookups.
+                p = np.array([float(weights.get(k, 1)) for k in kinds])
+                if p.sum() <= 0:
+                    return None
+                kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
         else:
             kind = family
         if not self.templates.has(kind):

@@ -9,7 +9,10 @@ Variants change one thing of the base configuration:
 - ``bins``: uniform-bin coordinate tokens (robot frame) instead of grounded tokens;
 - ``rvq``: residual-VQ coordinate tokens fitted on the expert demonstrations.
 
-All variants share one dataset and one pretrained object encoder.
+All variants share one dataset and one pretrained object encoder. A variant whose model and
+evaluation are already in the output directory, made with the same configuration, is read back
+instead of retrained, so variants can run as separate processes and one last call gathers the
+table.
 """
 
 import copy
@@ -63,17 +66,36 @@ def run_ablations(base: TrainConfig, out_dir, variants=None, episodes=30, progre
         if shared.is_dir() and not (run_dir / 'classifier').is_dir():
             run_dir.mkdir(parents=True, exist_ok=True)
             shutil.copytree(shared, run_dir / 'classifier')
-        model_dir = run_pipeline(config, run_dir, data_dir, progress=progress)
-        metrics = evaluate_model(model_dir, EvalConfig(episodes=episodes, seed=base.seed,
-                                                       test_scenes=base.data.test_scenes),
-                                 run_dir / 'eval', progress=progress, name=name)
-        meta = json.loads((model_dir / 'config.json').read_text())
+        metrics = finished_metrics(run_dir, config, episodes)
+        if metrics is None:
+            model_dir = run_pipeline(config, run_dir, data_dir, progress=progress)
+            metrics = evaluate_model(model_dir, EvalConfig(episodes=episodes, seed=base.seed,
+                                                           test_scenes=base.data.test_scenes),
+                                     run_dir / 'eval', progress=progress, name=name)
+        meta = json.loads((run_dir / 'model' / 'config.json').read_text())
         metrics['train_minutes'] = round(meta['timings_s']['total'] / 60, 1)
         rows.append((name, metrics))
     write_table(rows, out_dir, episodes, base)
     plot_results([(n, {k: v for k, v in m.items() if k in {x for x, _ in METRICS.values()}})
                   for n, m in rows], out_dir / 'ablation.png', 'ablations (closed loop, test)')
     return rows
+
+
+def finished_metrics(run_dir, config: TrainConfig, episodes):
+    """Return the metrics of a variant already trained and evaluated as asked, else None."""
+    run_dir = Path(run_dir)
+    evaluated, meta = run_dir / 'eval' / 'eval.json', run_dir / 'model' / 'config.json'
+    if not (evaluated.is_file() and meta.is_file()):
+        return None
+    result = json.loads(evaluated.read_text())
+    trained = json.loads(meta.read_text()).get('training', {})
+    wanted = config.to_dict()
+    # The pipeline fills these from the encoder, the data and stage 2; they are not choices.
+    for key in ('object_embedding', 'render_size', 'lora'):
+        wanted['policy'][key] = trained.get('policy', {}).get(key)
+    if trained != wanted or result['config']['episodes'] != episodes:
+        return None
+    return result['metrics']
 
 
 def write_table(rows, out_dir, episodes, base):

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 ACTION_MODES = ('grounded', 'bins', 'rvq')
+LOCATIONS = ('linear', 'mlp')
 LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
 NEG = -1e4  # masked logit (finite: safe in half precision)
 
@@ -53,6 +54,9 @@ class PolicyConfig:
     :param object_readout: before the word head, every answer position attends to the object
         tokens and adds what it read (a direct path from grounded objects to answer words, like
         the pointer that names objects in actions)
+    :param location: how an object's box enters every spatial layer: 'linear' (one linear map
+        of centre and extents [m]) or 'mlp' (a two-layer MLP of centre and log extents, so that
+        size comparisons are ratios and small objects' differences are not drowned)
     :param use_image: read the ego-view image token
     :param image_size: (width, height) of the ego-view image the encoder reads
     :param render_size: (width, height) the training images were rendered at (evaluation renders
@@ -80,6 +84,7 @@ class PolicyConfig:
     text_cross_attention: bool = True
     count_token: bool = True
     object_readout: bool = False
+    location: str = 'linear'
     use_image: bool = True
     image_size: tuple = (32, 24)
     render_size: tuple = (64, 48)
@@ -108,6 +113,9 @@ class PolicyConfig:
         if self.llm_hidden % self.llm_heads:
             raise ValueError(f'PolicyConfig.llm_hidden ({self.llm_hidden}) must divide by '
                              f'llm_heads ({self.llm_heads})')
+        if self.location not in LOCATIONS:
+            raise ValueError(f'PolicyConfig.location must be one of {LOCATIONS}, '
+                             f'got {self.location!r}')
         if self.action_mode not in ACTION_MODES:
             raise ValueError(f'PolicyConfig.action_mode must be one of {ACTION_MODES}, '
                              f'got {self.action_mode!r}')
@@ -247,7 +255,10 @@ class LeoTrainedPolicy(nn.Module):
         self.object_in = nn.Sequential(
             nn.Linear(config.object_embedding + GEOMETRY_FEATURES, width), nn.GELU(),
             nn.Linear(width, width))
-        self.location = nn.Linear(6, width)
+        if config.location == 'mlp':
+            self.location = nn.Sequential(nn.Linear(6, width), nn.GELU(), nn.Linear(width, width))
+        else:
+            self.location = nn.Linear(6, width)
         self.guide = nn.Linear(TEXT_DIM, 2 * width) if config.text_guidance else None
         self.spatial = nn.ModuleList(SpatialLayer(width, config.spatial_heads,
                                                   config.pairwise_geometry,
@@ -310,7 +321,10 @@ class LeoTrainedPolicy(nn.Module):
         if self.guide is not None:
             gamma, beta = self.guide(batch['text_pooled']).chunk(2, dim=-1)
             x = x * (1 + gamma[:, None]) + beta[:, None]
-        geometry = torch.cat([batch['centers'], batch['sizes']], dim=-1)  # (B, K, 6)
+        sizes = batch['sizes']                                          # (B, K, 3) [m]
+        if self.config.location == 'mlp':
+            sizes = torch.log(sizes.clamp(min=0.01))
+        geometry = torch.cat([batch['centers'], sizes], dim=-1)         # (B, K, 6)
         location = self.location(geometry)
         pair = pairwise_features(batch['centers'])
         text = self.text_to_objects(batch['text']) if self.text_to_objects is not None else None
