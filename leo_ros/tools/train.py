@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 import shutil
 import sys
-import tempfile
 
 import yaml
 
@@ -113,17 +112,11 @@ def install(out, model_dir, target):
 
     What was there is replaced, except the directories in ``KEPT_ON_INSTALL``.
     """
-    kept = {}
     if target.exists():
-        for name in KEPT_ON_INSTALL:
-            if (target / name).is_dir():
-                kept[name] = Path(tempfile.mkdtemp(prefix='leo-install-')) / name
-                shutil.move(str(target / name), str(kept[name]))
-        shutil.rmtree(target)
-    shutil.copytree(model_dir, target)
-    for name, saved in kept.items():
-        shutil.move(str(saved), str(target / name))
-        saved.parent.rmdir()
+        for entry in target.iterdir():
+            if entry.name not in KEPT_ON_INSTALL:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    shutil.copytree(model_dir, target, dirs_exist_ok=True)
     for name in ('metrics.jsonl', 'curves.png', 'train_config.json'):
         if (out / name).is_file():
             shutil.copy(out / name, target / name)
