@@ -12,6 +12,7 @@ TOY = ['--set', 'data.train_scenes=3', '--set', 'data.val_scenes=1',
        '--set', 'data.test_scenes=1',
        '--set', 'data.per_scene={situations: 2, object_captions: 3, scene_captions: 1, qa: 3, '
                 'nav: 2, pick_place: 3, plan: 1}',
+       '--set', 'data.observed_situations=1', '--set', 'data.observed_views=4',
        '--set', 'classifier.steps=3', '--set', 'classifier.batch_size=16',
        '--set', 'policy.width=32', '--set', 'policy.llm_hidden=32', '--set', 'policy.llm_layers=1',
        '--set', 'policy.llm_intermediate=64', '--set', 'policy.spatial_layers=1',
@@ -44,6 +45,11 @@ def test_outputs_and_formats(trained):
         assert steps and max(steps) == {'stage1': 2, 'stage2': 3}[stage]
         assert any('val_loss' in m for m in lines if m.get('stage') == stage)
     assert (trained / 'curves.png').stat().st_size > 1000
+    # Observed tokens were written for every train and val scene, and the classifier was
+    # scored on them too.
+    observed = [m for m in lines if 'observed_scenes' in m]
+    assert [m['observed_scenes'] for m in observed] == [3, 1]
+    assert any('val_accuracy_with_observed' in m for m in lines)
     assert isinstance(LeoTrainedPolicy.load(model), LeoTrainedPolicy)
 
 
@@ -80,7 +86,7 @@ def test_leo_eval_writes_tables_and_the_last_line(trained, tmp_path, capsys):
     out = tmp_path / 'eval'
     code = eval_tool.main(['--model', str(trained / 'model'), '--episodes', '1',
                            '--test-scenes', '1', '--out', str(out), '--quiet',
-                           '--families', 'nav', 'qa', 'pick_place'])
+                           '--families', 'nav', 'qa', 'pick_place', '--tokens', 'perception'])
     assert code == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     keys = [part.split('=')[0] for part in last.split()]
@@ -89,6 +95,9 @@ def test_leo_eval_writes_tables_and_the_last_line(trained, tmp_path, capsys):
         assert 0.0 <= float(part.split('=')[1]) <= 1.0
     result = json.loads((out / 'eval.json').read_text())
     assert {e['family'] for e in result['episodes']} == {'nav', 'qa', 'pick_place'}
+    # Perception's look-around saw part of the scene: 'seen/all' objects per episode.
+    assert result['config']['tokens'] == 'perception'
+    assert all(int(e['objects_seen'].split('/')[0]) >= 1 for e in result['episodes'])
     assert (out / 'eval.md').read_text().count('|') > 10
     assert (out / 'eval.png').is_file()
 

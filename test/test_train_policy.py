@@ -265,6 +265,9 @@ def test_optimizer_state_round_trip(tmp_path):
     ({'policy': {'width': 30, 'spatial_heads': 4}}, 'width'),
     ({'policy': {'location': 'fourier'}}, 'location'),
     ({'data': {'refer_phrasings': ['no slot']}}, 'refer_phrasings'),
+    ({'data': {'observed_situations': 5}}, 'observed_situations'),
+    ({'data': {'observed_fraction': 1.5}}, 'observed_fraction'),
+    ({'data': {'observed_views': 0}}, 'observed_views'),
     ({'stages': {}}, 'unknown'),
     ({'stage1': {'lr_max': 1}}, 'unknown keys in stage1'),
 ])

@@ -6,6 +6,7 @@ Layout of one split (see docs/data.md)::
     <root>/<split>/manifest.json           counts, drop reasons, seeds, config, file list
     <root>/<split>/shard-00000.jsonl       one sample per line
     <root>/<split>/scenes/<seed>.npz       SceneTokens, situations, ego-view images, scene JSON
+    <root>/<split>/scenes/<seed>-observed.npz   tokens as perception sees the first situations
 """
 
 from collections import Counter
@@ -150,6 +151,98 @@ def load_scene(root, split, seed) -> dict:
         return {'tokens': tokens, 'situations': data['situations'],
                 'ego_images': data['ego_images'] if 'ego_images' in data else None,
                 'scene': json.loads(str(data['scene_json']))}
+
+
+def observed_path(root, split, seed) -> Path:
+    """Return the path of a scene's observed-token archive."""
+    return Path(root) / split / 'scenes' / f'{int(seed)}-observed.npz'
+
+
+def observe_scene(root, split, seed, situations, config, points_per_object):
+    """
+    Write the tokens perception keeps when looking around from a scene's first situations.
+
+    :param situations: how many of the scene's situations to look around from
+    :param config: the ``LookAroundConfig`` (:func:`leo_ros.data.observed.look_around`)
+    """
+    from leo_ros.data.observed import look_around
+    from leo_ros.sim.world import World
+    scene = load_scene(root, split, seed)
+    world = World(int(seed))
+    sets = [look_around(world, tuple(float(v) for v in pose), config, points_per_object,
+                        seed=int(seed))
+            for pose in scene['situations'][:situations]]
+    arrays = {name: np.concatenate([getattr(t, name) for t in sets])
+              for name in ('centers', 'sizes', 'colors', 'scales', 'point_counts', 'ids')}
+    arrays['points'] = np.concatenate([t.points for t in sets]).astype(np.float16)
+    arrays['labels'] = np.array(sum((list(t.labels) for t in sets), []), dtype=str)
+    arrays['situation'] = np.concatenate([np.full(len(t), n, np.int64)
+                                          for n, t in enumerate(sets)])   # (M,)
+    arrays['stamp'] = np.array(json.dumps(observed_stamp(situations, config,
+                                                         points_per_object)))
+    np.savez_compressed(observed_path(root, split, seed), **arrays)
+
+
+def observed_stamp(situations, config, points_per_object) -> dict:
+    """Return what an observed-token archive was made with."""
+    return {'situations': int(situations), 'points': int(points_per_object),
+            'look_around': asdict(config)}
+
+
+def load_observed(root, split, seed, stamp=None) -> list:
+    """
+    Read a scene's observed tokens: one ``SceneTokens`` per situation (ids are world ids).
+
+    :param stamp: when given, an archive made otherwise counts as missing
+    :return: the list, empty when there is no (matching) archive
+    """
+    path = observed_path(root, split, seed)
+    if not path.is_file():
+        return []
+    with np.load(path, allow_pickle=False) as data:
+        if stamp is not None and json.loads(str(data['stamp'])) != _jsonable(stamp):
+            return []
+        situation = data['situation']
+        sets = []
+        for number in range(int(situation.max()) + 1 if len(situation) else 0):
+            rows = situation == number
+            sets.append(SceneTokens(
+                points=data['points'][rows].astype(np.float32), centers=data['centers'][rows],
+                sizes=data['sizes'][rows], colors=data['colors'][rows],
+                scales=data['scales'][rows], point_counts=data['point_counts'][rows],
+                ids=data['ids'][rows], labels=[str(v) for v in data['labels'][rows]],
+                confidences=np.ones(int(rows.sum()), np.float32), frame_id='map'))
+        return sets
+
+
+def write_observed(root, split, seeds, situations, config, points_per_object, workers=1,
+                   progress=True) -> int:
+    """
+    Write the observed-token archives a split lacks (or that were made otherwise).
+
+    :param workers: processes that render scenes in parallel
+    :return: scenes written
+    """
+    stamp = observed_stamp(situations, config, points_per_object)
+    missing = [s for s in seeds if not load_observed(root, split, s, stamp)]
+    jobs = [(str(root), split, int(s), situations, config, points_per_object) for s in missing]
+    bar = tqdm(total=len(jobs), desc=f'leo-data observe {split}', unit='scene',
+               disable=not progress)
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
+        with multiprocessing.get_context('spawn').Pool(workers) as pool:
+            for _ in pool.imap_unordered(_observe_job, jobs):
+                bar.update()
+    else:
+        for job in jobs:
+            _observe_job(job)
+            bar.update()
+    bar.close()
+    return len(jobs)
+
+
+def _observe_job(job):
+    observe_scene(*job)
 
 
 def read_samples(root, split):

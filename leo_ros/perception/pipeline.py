@@ -131,7 +131,7 @@ class PerceptionPipeline:
         if self.classify is not None:
             fresh = [k for k, o in enumerate(objects) if not o.label]
             if fresh:
-                subset = _select(tokens, fresh)
+                subset = select_tokens(tokens, fresh)
                 labels, confidences = self.classify(subset)
                 for k, label, confidence in zip(fresh, labels, confidences):
                     objects[k].label, objects[k].confidence = str(label), float(confidence)
@@ -157,7 +157,7 @@ def object_clouds(xyz, rgb, segmentation):
     return clouds, colors
 
 
-def _select(tokens, keep):
+def select_tokens(tokens, keep):
     """Return the tokens of the objects at positions ``keep``."""
     keep = np.asarray(keep, np.int64)
     return SceneTokens(points=tokens.points[keep], centers=tokens.centers[keep],

@@ -25,6 +25,10 @@ def build_parser():
     parser.add_argument('--test-scenes', type=int, default=50,
                         help='test-split scenes the episodes cycle through')
     parser.add_argument('--families', nargs='+', help='task families (default: all)')
+    parser.add_argument('--tokens', choices=('world', 'perception'), default='world',
+                        help="object tokens: 'world' (sampled on the meshes) or 'perception' "
+                             '(the robot turns once at the start pose; the perception pipeline '
+                             'segments the camera frames, as on the robot)')
     parser.add_argument('--out', default='out/eval', help='directory for eval.json/.md/.png')
     parser.add_argument('--random-weights', action='store_true',
                         help='evaluate a freshly initialised policy of the same configuration '
@@ -47,7 +51,7 @@ def main(argv=None) -> int:
         return 2
     try:
         config = EvalConfig(episodes=args.episodes, seed=args.seed, phrasings=args.phrasings,
-                            test_scenes=args.test_scenes,
+                            test_scenes=args.test_scenes, tokens=args.tokens,
                             families=tuple(args.families) if args.families else FAMILIES)
     except ValueError as exc:
         print(f'leo-eval: {exc}', file=sys.stderr)

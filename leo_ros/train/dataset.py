@@ -19,7 +19,7 @@ import re
 
 from leo_ros.actions.grounded import GroundedTokenizer, object_token
 from leo_ros.actions.types import action_from_dict
-from leo_ros.data.shards import load_scene, read_samples
+from leo_ros.data.shards import load_observed, load_scene, read_samples
 from leo_ros.train.features import (action_to_robot_frame, image_to_tensor_array,
                                     object_features)
 from leo_ros.train.text import split_words
@@ -92,19 +92,56 @@ def move(batch, device) -> dict:
 
 
 class SceneCache:
-    """Scene archives of a dataset with their classifier embeddings, loaded once each."""
+    """
+    Scene archives of a dataset with their classifier embeddings, loaded once each.
 
-    def __init__(self, root, split, classifier):
+    A scene is a dict with ``tokens``, ``embeddings``, ``index`` (world id -> row) and
+    ``observed``: one such view (``tokens``, ``embeddings``, ``index``) per situation looked
+    around from (empty without observed tokens).
+
+    :param observed: stamp of the observed-token archives to read, or None for none
+    """
+
+    def __init__(self, root, split, classifier, observed=None):
         self.root, self.split, self.classifier = root, split, classifier
+        self.observed = observed
         self.scenes = {}
 
     def get(self, seed) -> dict:
         if seed not in self.scenes:
             scene = load_scene(self.root, self.split, seed)
-            scene['embeddings'], _ = self.classifier.embed_tokens(scene['tokens'])
-            scene['index'] = {int(i): k for k, i in enumerate(scene['tokens'].ids)}
+            scene.update(self._view(scene['tokens']))
+            sets = [] if self.observed is None else \
+                load_observed(self.root, self.split, seed, self.observed)
+            scene['observed'] = [self._view(tokens) for tokens in sets]
             self.scenes[seed] = scene
         return self.scenes[seed]
+
+    def _view(self, tokens) -> dict:
+        embeddings, _ = self.classifier.embed_tokens(tokens)
+        return {'tokens': tokens, 'embeddings': embeddings,
+                'index': {int(i): k for k, i in enumerate(tokens.ids)}}
+
+
+def choose_view(scene, sample, family, fraction, rng) -> dict:
+    """
+    Return the token view an example reads.
+
+    That is the scene's mesh-sampled tokens, or (with probability ``fraction``) those
+    perception kept when looking around from the sample's situation, if every object the
+    sample names was seen there.
+
+    Manipulation samples stand at their own base pose; they read a random looked-around
+    situation. Scene captions list every object, so they keep the mesh-sampled tokens.
+    """
+    views = scene['observed']
+    if not views or family == 'scene_caption' or rng.random() >= fraction:
+        return scene
+    number = sample['situation_index']
+    view = views[number] if number < len(views) else views[int(rng.integers(len(views)))]
+    if all(int(i) in view['index'] for i in sample.get('target_ids', [])):
+        return view
+    return scene
 
 
 def reference_of(sample, templates) -> str:
@@ -179,23 +216,28 @@ def load_records(root, split, templates, refer_phrasings, rng, families=None) ->
 
 
 def build_examples(records, scenes: SceneCache, text_encoder, vocabulary, action_tokenizer,
-                   max_answer_tokens, use_image=True, progress=True, image_size=None) -> list:
+                   max_answer_tokens, use_image=True, progress=True, image_size=None,
+                   observed_fraction=0.0, seed=0) -> list:
     """
     Turn records into Examples (MiniLM states computed in batches and cached).
 
     :param image_size: (width, height) the policy reads; stored images are resized to it
+    :param observed_fraction: share of examples that read observed tokens (:func:`choose_view`)
+    :param seed: seed of that choice
     """
     from leo_ros.train.policy import resize_image
     from tqdm import tqdm
     text_encoder.encode([r[2] for r in records], progress=progress)
     examples = []
     word_count = len(vocabulary)
+    rng = np.random.default_rng([seed, 7])
     for sample, family, instruction in tqdm(records, desc='examples', disable=not progress):
         scene = scenes.get(sample['scene_seed'])
+        view = choose_view(scene, sample, family, observed_fraction, rng)
         situation = sample['situation']
         pose = (situation['x'], situation['y'], situation['yaw'])
-        features, centers = object_features(scene['embeddings'], scene['tokens'], pose)
-        words = target_words(sample, family, scene, action_tokenizer)
+        features, centers = object_features(view['embeddings'], view['tokens'], pose)
+        words = target_words(sample, family, view, action_tokenizer)
         ids = [word_count + int(w[len('<obj_'):-1]) if w.startswith('<obj_')
                else vocabulary.index.get(w, vocabulary.index['<unk>']) for w in words]
         ids = ids[:max_answer_tokens - 1] + [vocabulary.eos]
@@ -207,7 +249,7 @@ def build_examples(records, scenes: SceneCache, text_encoder, vocabulary, action
                 image = resize_image(image, image_size)
             image = image_to_tensor_array(image)
         examples.append(Example(objects=features, centers=centers,
-                                sizes=np.asarray(scene['tokens'].sizes, np.float32),
+                                sizes=np.asarray(view['tokens'].sizes, np.float32),
                                 text=states, text_pooled=pooled, image=image,
                                 answer=np.asarray(ids, np.int64), family=family))
     return examples

@@ -3,8 +3,11 @@ Closed-loop evaluation in the built-in world on test-split scenes (no ROS).
 
 Per episode: a test scene, a free start pose, a task drawn by the data engine's sampler from a
 phrasings file (the training templates by default, or held-out wordings), the policy decides from
-the world's object tokens, ego-view image and the instruction, and the world executes the
-decoded actions (the base drives its planned path to a NavGoal; the arm runs a PickPlace).
+object tokens, the ego-view image and the instruction, and the world executes the decoded
+actions (the base drives its planned path to a NavGoal; the arm runs a PickPlace). The object
+tokens are the world's (sampled on its meshes) or, with ``tokens='perception'``, what the
+perception pipeline keeps while the robot turns once on the spot at the task's start pose (the
+robot camera's size, instance masks, the model's classifier labelling objects), as on the robot.
 
 - navigation success: the robot ends within 0.5 m of the target and faces it (world check);
 - pick-and-place success: the object rests on the destination (world check);
@@ -27,6 +30,7 @@ METRICS = {'nav': ('nav_success', 'success'), 'pick_place': ('pickplace_success'
            'plan': ('plan_success', 'success'), 'qa': ('qa_accuracy', 'success'),
            'object_caption': ('object_caption_f1', 'f1'),
            'scene_caption': ('scene_caption_f1', 'f1')}
+TOKEN_SOURCES = ('world', 'perception')
 
 
 @dataclass
@@ -40,6 +44,7 @@ class EvalConfig:
     :param test_scenes: test-split scenes the episodes cycle through
     :param families: task families to run
     :param drive_timeout: simulated seconds a NavGoal may take
+    :param tokens: 'world' (mesh-sampled) or 'perception' (looked around, see above)
     """
 
     episodes: int = 50
@@ -48,6 +53,7 @@ class EvalConfig:
     test_scenes: int = 50
     families: tuple = FAMILIES
     drive_timeout: float = 90.0
+    tokens: str = 'world'
 
     def __post_init__(self):
         if self.episodes < 1 or self.test_scenes < 1:
@@ -57,6 +63,9 @@ class EvalConfig:
         if unknown:
             raise ValueError(f'EvalConfig.families: unknown {unknown}; known {FAMILIES}')
         self.families = tuple(self.families)
+        if self.tokens not in TOKEN_SOURCES:
+            raise ValueError(f'EvalConfig.tokens must be one of {TOKEN_SOURCES}, got '
+                             f'{self.tokens!r}')
 
 
 def reachable_free(world):
@@ -106,6 +115,7 @@ def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
     """
     from tqdm import tqdm
     from leo_ros.data.engine import TaskSampler
+    from leo_ros.data.observed import look_around
     from leo_ros.sim.world import World
     from leo_ros.train.text import InstructionEncoder, token_f1
     sampler = TaskSampler(config.phrasings)
@@ -129,10 +139,16 @@ def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
             episodes.append({**row, 'skipped': str(exc)})
             continue
         world.set_robot_pose(*task.situation)
-        if seed not in cached:
-            tokens = world.scene_tokens(points)
-            cached[seed] = (tokens, policy.classifier.embed_tokens(tokens)[0])
-        tokens, embeddings = cached[seed]
+        if config.tokens == 'perception':
+            tokens = look_around(world, config=robot_look_around(world), points_per_object=points,
+                                 classify=policy.classifier.classify, seed=number)
+            embeddings = policy.classifier.embed_tokens(tokens)[0]
+            row['objects_seen'] = f'{len(tokens)}/{len(world.scene.objects)}'
+        else:
+            if seed not in cached:
+                tokens = world.scene_tokens(points)
+                cached[seed] = (tokens, policy.classifier.embed_tokens(tokens)[0])
+            tokens, embeddings = cached[seed]
         began = time.perf_counter()
         decision = policy.act(tokens, world.ego_image(width, height), task.instruction,
                               world.robot_pose, is_free=reachable_free(world),
@@ -140,7 +156,8 @@ def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
         row.update(instruction=task.instruction, expected=task.answer, output=decision.text,
                    tokens=decision.tokens, decision_ms=round(1000 * (time.perf_counter() - began),
                                                              1),
-                   error=decision.error)
+                   error=decision.error, target_ids=[int(i) for i in task.target_ids],
+                   object_ids=named_objects(decision.tokens, tokens))
         if family in ('nav', 'pick_place', 'plan'):
             message = execute(world, decision.actions, config.drive_timeout) \
                 if decision.actions else 'no action'
@@ -152,6 +169,19 @@ def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
             row['f1'] = token_f1(decision.text, task.answer)
         episodes.append(row)
     return {'config': asdict(config), 'metrics': summarise(episodes), 'episodes': episodes}
+
+
+def named_objects(words, tokens) -> list:
+    """Return the ids of the objects ``<obj_k>`` tokens name (-1 for an index out of range)."""
+    indices = [int(w[len('<obj_'):-1]) for w in words if w.startswith('<obj_')]
+    return [int(tokens.ids[k]) if 0 <= k < len(tokens) else -1 for k in indices]
+
+
+def robot_look_around(world):
+    """Return a look-around at the robot camera's own size (perception's thresholds)."""
+    from leo_ros.data.observed import LookAroundConfig
+    camera = world.config.camera
+    return LookAroundConfig(width=camera.width, height=camera.height)
 
 
 def summarise(episodes) -> dict:
@@ -213,7 +243,8 @@ def evaluate_model(model, config: EvalConfig, out_dir, progress=True, name=None)
     (out_dir / 'eval.md').write_text(
         f'# leo-eval: {result["model"]}\n\n'
         f'Test-split scenes: {config.test_scenes}, episodes per family: {config.episodes}, '
-        f'seed: {config.seed}, phrasings: {config.phrasings or "training templates"}.\n\n'
+        f'seed: {config.seed}, phrasings: {config.phrasings or "training templates"}, '
+        f'object tokens: {config.tokens}.\n\n'
         + markdown_table([(name, metrics)]) + '\n\n'
         f'Median decision time: {metrics.get("decision_ms_p50", float("nan"))} ms; '
         f'skipped (no valid task): {metrics["skipped"]}.\n')

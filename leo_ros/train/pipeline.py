@@ -13,6 +13,7 @@ The whole training pipeline behind ``leo-train`` (no ROS).
 
 from dataclasses import asdict, dataclass, field, fields
 import json
+import os
 from pathlib import Path
 import shutil
 import time
@@ -38,6 +39,11 @@ class DataConfig:
     :param refer_phrasings: instructions of the derived referring-expression task
     :param templates: the data engine's templates file (None: the package's default); a
         relative path is looked up from the working directory, then the repository root
+    :param observed_situations: per scene, situations to look around from as perception
+        does (``leo_ros.data.observed``); 0 trains on mesh-sampled tokens only
+    :param observed_views: frames per look-around
+    :param observed_fraction: share of the examples (whose targets were seen) that read the
+        observed tokens instead of the mesh-sampled ones
     """
 
     train_scenes: int = 600
@@ -51,11 +57,21 @@ class DataConfig:
     refer_phrasings: tuple = ('Which object is {target}?', 'Point at {target}.',
                               'Find {target}.')
     templates: str = None
+    observed_situations: int = 0
+    observed_views: int = 12
+    observed_fraction: float = 0.5
 
     def __post_init__(self):
-        for name in ('train_scenes', 'val_scenes', 'points'):
+        for name in ('train_scenes', 'val_scenes', 'points', 'observed_views'):
             if getattr(self, name) < 1:
                 raise ValueError(f'DataConfig.{name} must be >= 1, got {getattr(self, name)}')
+        situations = self.per_scene.get('situations', 3)
+        if not 0 <= self.observed_situations <= situations:
+            raise ValueError(f'DataConfig.observed_situations must be in [0, {situations}] '
+                             f'(per_scene situations), got {self.observed_situations}')
+        if not 0.0 <= self.observed_fraction <= 1.0:
+            raise ValueError(f'DataConfig.observed_fraction must be in [0, 1], got '
+                             f'{self.observed_fraction}')
         if self.test_scenes < 0:
             raise ValueError(f'DataConfig.test_scenes must be >= 0, got {self.test_scenes}')
         self.image_size = tuple(self.image_size)
@@ -195,19 +211,51 @@ def generate_data(config: TrainConfig, root: Path, log, progress=True):
         log({'stage': 'data', 'split': split, 'scenes': manifest['scenes'],
              'samples': manifest['samples'], 'families': manifest['families'],
              'drop_rate': manifest['drop_rate'], 'seconds': manifest['seconds']})
+    if data.observed_situations:
+        from leo_ros.data.shards import split_seeds, write_observed
+        began = time.perf_counter()
+        for split in ('train', 'val'):
+            written = write_observed(root, split, split_seeds(split, wanted[split]),
+                                     data.observed_situations, look_around_config(data),
+                                     data.points, workers=min(2, os.cpu_count() or 1),
+                                     progress=progress)
+            if written:
+                log({'stage': 'data', 'split': split, 'observed_scenes': written,
+                     'seconds': round(time.perf_counter() - began, 1)})
 
 
-def collect_objects(root, split, seeds):
-    """Return the objects of a split's scenes as classifier training arrays."""
-    from leo_ros.data.shards import load_scene
+def look_around_config(data: DataConfig):
+    """Return the look-around the observed tokens of ``data`` are made with."""
+    from leo_ros.data.observed import LookAroundConfig
+    return LookAroundConfig(views=data.observed_views)
+
+
+def observed_stamp(data: DataConfig):
+    """Return the stamp of ``data``'s observed tokens, or None when it uses none."""
+    from leo_ros.data.shards import observed_stamp as stamp
+    if not data.observed_situations:
+        return None
+    return stamp(data.observed_situations, look_around_config(data), data.points)
+
+
+def collect_objects(root, split, seeds, observed=None):
+    """
+    Return the objects of a split's scenes as classifier training arrays.
+
+    :param observed: stamp of observed tokens to add (partial views), or None
+    """
+    from leo_ros.data.shards import load_observed, load_scene
     from leo_ros.sim.scene import CATEGORIES
     points, sizes, scales, labels = [], [], [], []
     for seed in seeds:
-        tokens = load_scene(root, split, seed)['tokens']
-        points.append(tokens.points)
-        sizes.append(tokens.sizes)
-        scales.append(tokens.scales)
-        labels += [CATEGORIES.index(label) for label in tokens.labels]
+        sets = [load_scene(root, split, seed)['tokens']]
+        if observed is not None:
+            sets += load_observed(root, split, seed, observed)
+        for tokens in sets:
+            points.append(tokens.points)
+            sizes.append(tokens.sizes)
+            scales.append(tokens.scales)
+            labels += [CATEGORIES.index(label) for label in tokens.labels]
     return {'points': np.concatenate(points).astype(np.float32),
             'sizes': np.concatenate(sizes).astype(np.float32),
             'scales': np.concatenate(scales).astype(np.float32),
@@ -306,7 +354,8 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
         classifier = ObjectClassifier.load(classifier_dir)
     else:
         step = config.classifier
-        objects = collect_objects(root, 'train', split_seeds('train', config.data.train_scenes))
+        objects = collect_objects(root, 'train', split_seeds('train', config.data.train_scenes),
+                                  observed_stamp(config.data))
         classifier = train_classifier(
             objects, ClassifierConfig(points=step.points, width=step.width,
                                       embedding=step.embedding),
@@ -314,8 +363,13 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
             progress=progress, log=log)
         classifier.save(classifier_dir)
     val_objects = collect_objects(root, 'val', split_seeds('val', config.data.val_scenes))
-    log({'stage': 'classifier', 'event': 'done',
-         'val_accuracy': classifier_accuracy(classifier, val_objects)})
+    done = {'stage': 'classifier', 'event': 'done',
+            'val_accuracy': classifier_accuracy(classifier, val_objects)}
+    if observed_stamp(config.data) is not None:
+        seen = collect_objects(root, 'val', split_seeds('val', config.data.val_scenes),
+                               observed_stamp(config.data))
+        done['val_accuracy_with_observed'] = classifier_accuracy(classifier, seen)
+    log(done)
     config.policy.object_embedding = classifier.config.embedding
     config.policy.render_size = tuple(config.data.image_size)
     timings['classifier'] = time.perf_counter() - mark
@@ -332,14 +386,15 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
     text_encoder = InstructionEncoder(config.policy.max_instruction_tokens)
     cache_path = root / 'minilm_cache'
     text_encoder.load_cache(cache_path)
-    scenes = {'train': SceneCache(root, 'train', classifier),
-              'val': SceneCache(root, 'val', classifier)}
+    scenes = {split: SceneCache(root, split, classifier, observed_stamp(config.data))
+              for split in ('train', 'val')}
 
     def examples(records, split, families):
         chosen = [r for r in records if r[1] in families]
         return build_examples(chosen, scenes[split], text_encoder, vocabulary,
                               action_tokenizer, config.policy.max_answer_tokens,
-                              config.policy.use_image, progress, config.policy.image_size)
+                              config.policy.use_image, progress, config.policy.image_size,
+                              config.data.observed_fraction, config.seed)
 
     stage1_train = examples(train_records, 'train', STAGE1_FAMILIES)
     stage1_val = examples(val_records, 'val', STAGE1_FAMILIES)
@@ -385,6 +440,12 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
                                                  phrasings=phrasing,
                                                  test_scenes=config.data.test_scenes),
                            out_dir / name, progress=progress)
+        # The closed-loop families again, on the tokens perception keeps (as on the robot).
+        evaluate_model(model_dir, EvalConfig(episodes=evaluate_episodes, seed=config.seed,
+                                             test_scenes=config.data.test_scenes,
+                                             families=('nav', 'pick_place', 'qa'),
+                                             tokens='perception'),
+                       out_dir / 'eval-perception', progress=progress)
     return model_dir
 
 
