@@ -1,7 +1,11 @@
 """leo-train and leo-eval end to end at toy size: outputs, formats, resume, the last line."""
 
 import json
+from pathlib import Path
+import subprocess
+import sys
 
+from leo_ros.ros.env import child_environment
 from leo_ros.tools import evaluate as eval_tool
 from leo_ros.tools import train as train_tool
 from leo_ros.train.plots import read_metrics
@@ -75,6 +79,19 @@ def test_resume_continues_from_the_checkpoint(trained):
         [m for m in lines if m.get('event') == 'loaded finished stage'][-1].items()
     resumed = [m for m in lines if m.get('stage') == 'stage2' and m.get('event') == 'resume']
     assert resumed and resumed[-1]['step'] == 2
+
+
+def test_the_installed_launcher_renders_observed_tokens_in_worker_processes(tmp_path):
+    # The console script itself, not main(): look-arounds run in spawned worker processes,
+    # which import the launcher again (an unguarded launcher would start a second training).
+    launcher = Path(sys.prefix) / 'bin' / 'leo-train'
+    args = [a for a in TOY if a != '--quiet'] + ['--quiet', '--set', 'stage2.steps=1',
+                                                   '--set', 'stage1.steps=1']
+    done = subprocess.run([str(launcher), '--out', str(tmp_path)] + args, capture_output=True,
+                          text=True, timeout=300, env=child_environment())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(list((tmp_path / 'data' / 'train' / 'scenes').glob('*-observed.npz'))) == 3
+    assert 'freeze_support' not in done.stderr
 
 
 def test_bad_override_is_refused(tmp_path, capsys):
