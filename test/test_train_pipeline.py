@@ -85,8 +85,7 @@ def test_the_installed_launcher_renders_observed_tokens_in_worker_processes(tmp_
     # The console script itself, not main(): look-arounds run in spawned worker processes,
     # which import the launcher again (an unguarded launcher would start a second training).
     launcher = Path(sys.prefix) / 'bin' / 'leo-train'
-    args = [a for a in TOY if a != '--quiet'] + ['--quiet', '--set', 'stage2.steps=1',
-                                                   '--set', 'stage1.steps=1']
+    args = TOY + ['--set', 'stage1.steps=1', '--set', 'stage2.steps=1']
     done = subprocess.run([str(launcher), '--out', str(tmp_path)] + args, capture_output=True,
                           text=True, timeout=300, env=child_environment())
     assert done.returncode == 0, done.stderr[-2000:]
