@@ -41,14 +41,13 @@ class LookAroundConfig:
     min_object_points: int = 300
 
     def __post_init__(self):
-        if self.views < 1:
-            raise ValueError(f'LookAroundConfig.views must be >= 1, got {self.views}')
+        for name in ('views', 'min_object_points'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'LookAroundConfig.{name} must be >= 1, got '
+                                 f'{getattr(self, name)}')
         if self.width < 16 or self.height < 12:
             raise ValueError(f'LookAroundConfig size must be >= 16x12, got '
                              f'{self.width}x{self.height}')
-        if self.min_object_points < 1:
-            raise ValueError(f'LookAroundConfig.min_object_points must be >= 1, got '
-                             f'{self.min_object_points}')
 
     @property
     def scaled_min_points(self) -> int:
