@@ -97,9 +97,10 @@ def look_around(world, pose=None, config: LookAroundConfig = None,
     tokens = result.tokens
     world_ids = np.array([votes[int(i)].most_common(1)[0][0] for i in tokens.ids], np.int64)
     # A world object split over two tracks keeps the larger one, so ids stay unique.
-    keep = [k for k in range(len(tokens))
-            if tokens.point_counts[k] == tokens.point_counts[world_ids == world_ids[k]].max()]
-    keep = [k for n, k in enumerate(keep) if world_ids[k] not in world_ids[keep[:n]]]
+    largest = {}
+    for k in np.argsort(-tokens.point_counts, kind='stable'):
+        largest.setdefault(int(world_ids[k]), int(k))
+    keep = sorted(largest.values())
     tokens = select_tokens(tokens, keep)
     tokens.ids = world_ids[keep]
     if classify is None:
