@@ -18,6 +18,7 @@ from pathlib import Path
 import shutil
 import time
 
+from leo_ros.data.engine import EngineConfig
 from leo_ros.train.dataset import STAGE1_FAMILIES, STAGE2_FAMILIES
 from leo_ros.train.policy import PolicyConfig
 from leo_ros.train.trainer import StageConfig
@@ -65,7 +66,7 @@ class DataConfig:
         for name in ('train_scenes', 'val_scenes', 'points', 'observed_views'):
             if getattr(self, name) < 1:
                 raise ValueError(f'DataConfig.{name} must be >= 1, got {getattr(self, name)}')
-        situations = self.per_scene.get('situations', 3)
+        situations = self.per_scene.get('situations', EngineConfig.situations)
         if not 0 <= self.observed_situations <= situations:
             raise ValueError(f'DataConfig.observed_situations must be in [0, {situations}] '
                              f'(per_scene situations), got {self.observed_situations}')
@@ -185,7 +186,7 @@ def templates_path(config: TrainConfig):
 
 def generate_data(config: TrainConfig, root: Path, log, progress=True):
     """Write the splits unless a matching dataset is already there."""
-    from leo_ros.data.engine import DataEngine, EngineConfig
+    from leo_ros.data.engine import DataEngine
     from leo_ros.data.shards import write_split
     from leo_ros.data.templates import Templates
     data = config.data
@@ -347,6 +348,7 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
     generate_data(config, root, log, progress)
     timings = {'data': time.perf_counter() - began}
 
+    observed = observed_stamp(config.data)      # None: mesh-sampled tokens only
     # 2. object encoder pretraining
     mark = time.perf_counter()
     classifier_dir = out_dir / 'classifier'
@@ -355,7 +357,7 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
     else:
         step = config.classifier
         objects = collect_objects(root, 'train', split_seeds('train', config.data.train_scenes),
-                                  observed_stamp(config.data))
+                                  observed)
         classifier = train_classifier(
             objects, ClassifierConfig(points=step.points, width=step.width,
                                       embedding=step.embedding),
@@ -365,9 +367,8 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
     val_objects = collect_objects(root, 'val', split_seeds('val', config.data.val_scenes))
     done = {'stage': 'classifier', 'event': 'done',
             'val_accuracy': classifier_accuracy(classifier, val_objects)}
-    if observed_stamp(config.data) is not None:
-        seen = collect_objects(root, 'val', split_seeds('val', config.data.val_scenes),
-                               observed_stamp(config.data))
+    if observed is not None:
+        seen = collect_objects(root, 'val', split_seeds('val', config.data.val_scenes), observed)
         done['val_accuracy_with_observed'] = classifier_accuracy(classifier, seen)
     log(done)
     config.policy.object_embedding = classifier.config.embedding
@@ -386,7 +387,7 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
     text_encoder = InstructionEncoder(config.policy.max_instruction_tokens)
     cache_path = root / 'minilm_cache'
     text_encoder.load_cache(cache_path)
-    scenes = {split: SceneCache(root, split, classifier, observed_stamp(config.data))
+    scenes = {split: SceneCache(root, split, classifier, observed)
               for split in ('train', 'val')}
 
     def examples(records, split, families):
