@@ -9,7 +9,7 @@ from leo_ros.data.engine import DataEngine, EngineConfig, QA_KINDS, TaskSampler
 from leo_ros.data.shards import (load_scene, read_samples, split_of_seed, split_seeds,
                                  write_split)
 from leo_ros.data.templates import Templates
-from leo_ros.sim.graph import Reference
+from leo_ros.sim.graph import Reference, RELATIONS
 from leo_ros.sim.scene import make_object
 from leo_ros.sim.world import World
 from leo_ros.tools.data import main as leo_data
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 FIELDS = {'id', 'family', 'kind', 'scene_seed', 'situation', 'situation_index', 'instruction',
-          'answer', 'actions', 'target_ids', 'template'}
+          'answer', 'actions', 'target_ids', 'mentioned_ids', 'template'}
 
 
 @pytest.fixture(scope='module')
@@ -70,6 +70,31 @@ def test_counts_colours_and_existence_match_the_scene(results):
             assert sample['answer'].lower() == ('yes' if present else 'no'), sample
             checked += 1
     assert checked >= 10
+
+
+def _names(category):
+    return {category, category + 's', category + 'es', 'shelves' if category == 'shelf' else ''}
+
+
+def test_mentioned_objects_are_the_ones_the_text_names(results):
+    """Targets, referenced objects and anchors; each is named in the instruction or answer."""
+    anchored = 0
+    for sample in _samples(results):
+        scene = World(sample['scene_seed']).scene
+        mentioned = sample['mentioned_ids']
+        assert set(sample['target_ids']) <= set(mentioned), sample
+        words = set((sample['instruction'] + ' ' + sample['answer']).lower()
+                    .replace('.', ' ').replace('?', ' ').replace(',', ' ').split())
+        for object_id in mentioned:
+            if object_id in scene.objects:
+                assert _names(scene.objects[object_id].category) & words, (object_id, sample)
+        if sample['kind'] == 'qa_size':
+            assert len(mentioned) == 2 and len(sample['target_ids']) == 1, sample
+        if sample['family'] == 'nav' and any(f' {r} ' in sample['instruction']
+                                             for r in RELATIONS):
+            assert len(mentioned) == 2, sample       # the target and its anchor
+            anchored += 1
+    assert anchored >= 1
 
 
 def test_directions_in_answers_match_coordinates(results):

@@ -90,6 +90,16 @@ def test_choose_view(family, situation, targets, fraction, expected):
     assert chosen['name'] == expected
 
 
+@pytest.mark.parametrize('mentioned, expected', [
+    ([3, 4], (3, 4)),     # the size question's other object was seen too
+    ([3, 5], 'mesh'),     # it was not: the view would not support the question
+])
+def test_choose_view_needs_every_mentioned_object(mentioned, expected):
+    scene = {'name': 'mesh', 'observed': [_view([3, 4])]}
+    sample = {'situation_index': 0, 'target_ids': [3], 'mentioned_ids': mentioned}
+    assert choose_view(scene, sample, 'qa', 1.0, np.random.default_rng(0))['name'] == expected
+
+
 def test_choose_view_for_manipulation_poses_draws_a_looked_around_situation():
     scene = {'name': 'mesh', 'observed': [_view([1]), _view([2])]}
     rng = np.random.default_rng(0)

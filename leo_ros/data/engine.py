@@ -27,6 +27,27 @@ QA_KINDS = ('qa_count', 'qa_color', 'qa_category', 'qa_existence', 'qa_support',
             'qa_size')
 
 
+def mentioned_ids(graph, candidate) -> list:
+    """
+    Return every object a candidate's text or answer rests on, sorted.
+
+    That is its targets, the objects its references denote and their anchors (a size question's
+    loser, the table of 'the mug on the table'): a view of the scene that misses one of them
+    would not support the sample.
+    """
+    ids = {int(i) for i in candidate.get('target_ids', [])}
+    pending = list(candidate.get('refs', []))
+    while pending:
+        reference, target = pending.pop()
+        if target is not None:
+            ids.add(int(target))
+        if reference.anchor is not None:
+            anchors = graph.resolve(reference.anchor)
+            ids.update(int(i) for i in anchors)
+            pending.append((reference.anchor, None))
+    return sorted(ids)
+
+
 def plural(category):
     """Return the plural of a category name."""
     return PLURALS.get(category, category + 's')
@@ -171,6 +192,7 @@ class DataEngine:
             'answer': candidate['answer'],
             'actions': [to_dict(a) for a in candidate.get('actions', [])],
             'target_ids': [int(i) for i in candidate.get('target_ids', [])],
+            'mentioned_ids': mentioned_ids(world.graph, candidate),
             'template': candidate['template'],
         }
 

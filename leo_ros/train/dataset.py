@@ -129,7 +129,8 @@ def choose_view(scene, sample, family, fraction, rng) -> dict:
 
     That is the scene's mesh-sampled tokens, or (with probability ``fraction``) those
     perception kept when looking around from the sample's situation, if every object the
-    sample names was seen there.
+    sample rests on (``mentioned_ids``; ``target_ids`` in datasets written before it) was seen
+    there.
 
     Manipulation samples stand at their own base pose; they read a random looked-around
     situation. Scene captions list every object, so they keep the mesh-sampled tokens.
@@ -139,7 +140,8 @@ def choose_view(scene, sample, family, fraction, rng) -> dict:
         return scene
     number = sample['situation_index']
     view = views[number] if number < len(views) else views[int(rng.integers(len(views)))]
-    if all(int(i) in view['index'] for i in sample.get('target_ids', [])):
+    needed = sample.get('mentioned_ids', sample.get('target_ids', []))
+    if all(int(i) in view['index'] for i in needed):
         return view
     return scene
 
