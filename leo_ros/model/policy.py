@@ -45,6 +45,8 @@ class Decision:
     error: str = ''
     #: the action tokenizer that produced the action ('semantic', 'bins', 'rvq'; '' for text)
     tokenizer: str = ''
+    #: every typed action, in order (a plan decodes into a NavGoal, then a PickPlace)
+    actions: list = field(default_factory=list)
 
 
 @dataclass
@@ -398,7 +400,7 @@ class LeoPolicy(nn.Module):
         except ValueError as error:
             return Decision(text, None, tokens, 'text', ids, error=str(error))
         return Decision(text, action, tokens, kind, ids,
-                        tokenizer=self.codec.tokenizer_for(kind).name)
+                        tokenizer=self.codec.tokenizer_for(kind).name, actions=[action])
 
     # ---- save / load --------------------------------------------------------------------
 

@@ -13,13 +13,14 @@ bins / residual-VQ tokenizers (the ablations). Loss on the answer only. Stage 2 
 adapters (peft) on the LM instead of the LM itself.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 import json
 import math
 from pathlib import Path
 
 from leo_ros.actions.grounded import (GroundedTokenizer, GroundingContext, object_index,
                                       object_token)
+from leo_ros.model.policy import Decision  # one decision type for every policy
 from leo_ros.train.classifier import ObjectClassifier
 from leo_ros.train.features import (action_from_robot_frame, GEOMETRY_FEATURES,
                                     image_to_tensor_array, object_features)
@@ -202,33 +203,6 @@ class ImageEncoder(nn.Module):
     def forward(self, image):
         """(B, 3, H, W) -> (B, out_dim)."""
         return self.proj(self.conv(image).mean(dim=(2, 3)))
-
-
-@dataclass
-class Decision:
-    """
-    What the policy decided.
-
-    Field names follow ``leo_ros.model.policy.Decision`` so that nodes take either.
-
-    :param text: the answer text (or a summary of the actions)
-    :param action: the first typed action in the fixed frame, or None
-    :param tokens: generated token strings
-    :param kind: 'text' or the first action's kind ('nav_goal', 'pick_place')
-    :param token_ids: generated ids
-    :param error: why actions could not be decoded ('' if fine)
-    :param tokenizer: the action tokenizer's name ('grounded', 'bins', 'rvq'; '' for text)
-    :param actions: every typed action, in order (a plan has a NavGoal, then a PickPlace)
-    """
-
-    text: str
-    action: object
-    tokens: list
-    kind: str
-    token_ids: list = field(default_factory=list)
-    error: str = ''
-    tokenizer: str = ''
-    actions: list = field(default_factory=list)
 
 
 class LeoTrainedPolicy(nn.Module):
