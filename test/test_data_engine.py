@@ -243,6 +243,7 @@ def test_task_sampler_gives_checkable_tasks():
     assert world.task_success(task)
     qa = sampler.sample(world, 'qa', rng)
     assert world.task_success(qa, qa.answer) and not world.task_success(qa, 'purple elephant')
+    assert task.kind == 'nav' and qa.kind in QA_KINDS
     with pytest.raises(ValueError, match='dance'):
         sampler.sample(world, 'dance', rng)
 

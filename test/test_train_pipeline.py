@@ -116,6 +116,11 @@ def test_leo_eval_writes_tables_and_the_last_line(trained, tmp_path, capsys):
     assert all(int(e['objects_seen'].split('/')[0]) >= 1 for e in result['episodes'])
     assert (out / 'eval.md').read_text().count('|') > 10
     assert (out / 'eval.png').is_file()
+    # QA episodes say which kind of question they asked; the table breaks accuracy down by it.
+    question = next(e for e in result['episodes'] if e['family'] == 'qa')
+    assert question['kind'].startswith('qa_')
+    assert result['metrics'][question['kind'] + '_episodes'] == 1
+    assert f'| {question["kind"]} | 1 |' in (out / 'eval.md').read_text()
 
 
 def test_ablations_write_the_table_and_gather_finished_variants(trained, tmp_path, capsys):

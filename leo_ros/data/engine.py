@@ -589,5 +589,5 @@ class TaskSampler:
                         scene_seed=world.scene_seed,
                         target_ids=tuple(candidate.get('target_ids', ())),
                         answer=candidate['answer'], actions=list(candidate.get('actions', [])),
-                        situation=tuple(situation))
+                        situation=tuple(situation), kind=candidate['kind'])
         raise ValueError(f'no valid {family} task in scene {world.scene_seed} after {tries} tries')

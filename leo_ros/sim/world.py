@@ -111,6 +111,7 @@ class Task:
     :param target_ids: nav: (object,); pick_place/plan: (object, destination support)
     :param actions: the expert's typed actions
     :param situation: the robot's start pose (x, y, yaw)
+    :param kind: the data engine's task kind ('qa_size', 'nav', ...; '' when not known)
     """
 
     family: str
@@ -120,6 +121,7 @@ class Task:
     answer: str = ''
     actions: list = field(default_factory=list)
     situation: tuple = None
+    kind: str = ''
 
 
 class World:

@@ -139,6 +139,7 @@ def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
             episodes.append({**row, 'skipped': str(exc)})
             continue
         world.set_robot_pose(*task.situation)
+        row['kind'] = task.kind
         if config.tokens == 'perception':
             tokens = look_around(world, config=robot_look_around(world), points_per_object=points,
                                  classify=policy.classifier.classify, seed=number)
@@ -194,6 +195,11 @@ def summarise(episodes) -> dict:
         values = [float(e[kind]) for e in rows]
         metrics[name] = round(float(np.mean(values)), 4)
         metrics[f'{family}_episodes'] = len(rows)
+    questions = [e for e in episodes if e['family'] == 'qa' and 'skipped' not in e]
+    for kind in sorted({e.get('kind', '') for e in questions} - {''}):
+        answers = [e['success'] for e in questions if e.get('kind') == kind]
+        metrics[f'{kind}_accuracy'] = round(float(np.mean(answers)), 4)
+        metrics[f'{kind}_episodes'] = len(answers)
     latency = [e['decision_ms'] for e in episodes if 'decision_ms' in e]
     if latency:
         metrics['decision_ms_p50'] = round(float(np.median(latency)), 1)
@@ -215,6 +221,18 @@ def markdown_table(rows) -> str:
         cells = [f'{metrics[c]:.3f}' if c in metrics else '-' for c in columns]
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def kind_table(metrics) -> str:
+    """Return a Markdown table of QA accuracy per question kind ('' without QA kinds)."""
+    kinds = sorted(k[:-len('_accuracy')] for k in metrics
+                   if k.startswith('qa_') and k.endswith('_accuracy') and k != 'qa_accuracy')
+    if not kinds:
+        return ''
+    lines = ['', '| question kind | episodes | accuracy |', '| --- | ---: | ---: |']
+    lines += [f'| {k} | {metrics[k + "_episodes"]} | {metrics[k + "_accuracy"]:.3f} |'
+              for k in kinds]
+    return '\n'.join(lines) + '\n'
 
 
 def last_line(metrics) -> str:
@@ -247,7 +265,7 @@ def evaluate_model(model, config: EvalConfig, out_dir, progress=True, name=None)
         f'object tokens: {config.tokens}.\n\n'
         + markdown_table([(name, metrics)]) + '\n\n'
         f'Median decision time: {metrics.get("decision_ms_p50", float("nan"))} ms; '
-        f'skipped (no valid task): {metrics["skipped"]}.\n')
+        f'skipped (no valid task): {metrics["skipped"]}.\n' + kind_table(metrics))
     plot_results([(name, {k: v for k, v in metrics.items() if k in
                           {m for m, _ in METRICS.values()}})],
                  out_dir / 'eval.png', f'leo-eval ({name})')
