@@ -43,7 +43,8 @@ class Decision:
     token_ids: list = field(default_factory=list)
     #: why an action could not be decoded ('' when fine)
     error: str = ''
-    #: the action tokenizer that produced the action ('semantic', 'bins', 'rvq'; '' for text)
+    #: the action tokenizer that produced the action ('semantic', 'grounded', 'bins', 'rvq';
+    #: '' for text)
     tokenizer: str = ''
     #: every typed action, in order (a plan decodes into a NavGoal, then a PickPlace)
     actions: list = field(default_factory=list)
