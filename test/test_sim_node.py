@@ -33,7 +33,7 @@ def _node(ros_context, name):
     return node, executor
 
 
-def test_publishes_camera_and_odometry_at_the_stated_rate(ros_context, spawn):
+def test_publishes_camera_and_odometry_steadily_while_turning(ros_context, spawn):
     from geometry_msgs.msg import PoseStamped, Twist, Vector3
     from leo_ros.ros.conversions import (depth_image_to_points, image_to_array,
                                          pointcloud2_to_array, pointcloud2_to_xyz_rgb,

@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 import time
 
+from leo_ros.data.engine import QA_KINDS
 from leo_ros.data.shards import split_seeds
 import numpy as np
 
@@ -196,10 +197,11 @@ def summarise(episodes) -> dict:
         metrics[name] = round(float(np.mean(values)), 4)
         metrics[f'{family}_episodes'] = len(rows)
     questions = [e for e in episodes if e['family'] == 'qa' and 'skipped' not in e]
-    for kind in sorted({e.get('kind', '') for e in questions} - {''}):
+    for kind in QA_KINDS:
         answers = [e['success'] for e in questions if e.get('kind') == kind]
-        metrics[f'{kind}_accuracy'] = round(float(np.mean(answers)), 4)
-        metrics[f'{kind}_episodes'] = len(answers)
+        if answers:
+            metrics[f'{kind}_accuracy'] = round(float(np.mean(answers)), 4)
+            metrics[f'{kind}_episodes'] = len(answers)
     latency = [e['decision_ms'] for e in episodes if 'decision_ms' in e]
     if latency:
         metrics['decision_ms_p50'] = round(float(np.median(latency)), 1)
@@ -225,8 +227,7 @@ def markdown_table(rows) -> str:
 
 def kind_table(metrics) -> str:
     """Return a Markdown table of QA accuracy per question kind ('' without QA kinds)."""
-    kinds = sorted(k[:-len('_accuracy')] for k in metrics
-                   if k.startswith('qa_') and k.endswith('_accuracy') and k != 'qa_accuracy')
+    kinds = [k for k in QA_KINDS if f'{k}_accuracy' in metrics]
     if not kinds:
         return ''
     lines = ['', '| question kind | episodes | accuracy |', '| --- | ---: | ---: |']
