@@ -142,6 +142,44 @@ def test_question_kind_weights_name_bad_values(weights, match):
         EngineConfig(qa_kind_weights=weights)
 
 
+def _forms(weights, draws=200):
+    engine = DataEngine(EngineConfig(reference_form_weights=weights))
+    world = World(3)
+    graph = world.graph
+    rng = np.random.default_rng(0)
+    targets = sorted(world.scene.objects)
+    counts = Counter()
+    for _ in range(draws):
+        reference = engine.propose_reference(graph, targets[int(rng.integers(len(targets)))],
+                                             rng)
+        counts['superlative' if reference.superlative else
+               'relation' if reference.relation else
+               'color' if reference.color else 'category'] += 1
+    return counts
+
+
+def test_reference_form_weights_shift_how_objects_are_named():
+    default = _forms(None)
+    assert all(default[form] > 0 for form in ('category', 'color', 'relation', 'superlative'))
+    only_superlatives = _forms({'superlative': 1})
+    assert only_superlatives == Counter(superlative=200)
+    plain = _forms({'category': 1})
+    assert plain == Counter(category=200)
+    relational = _forms({'relation': 3, 'category': 1})
+    # a relation is dropped when the proposer finds none for the target (then it names the
+    # category, perhaps with colour)
+    assert relational['relation'] > 2 * default['relation']
+    assert relational['superlative'] == 0
+
+
+@pytest.mark.parametrize('weights, match', [({'colour': 1}, 'unknown forms'),
+                                            ({'relation': -1}, '>= 0'),
+                                            ({'relation': 0}, 'not all 0')])
+def test_reference_form_weights_name_bad_values(weights, match):
+    with pytest.raises(ValueError, match=match):
+        EngineConfig(reference_form_weights=weights)
+
+
 def test_navigation_samples_reach_the_target(results):
     samples = _samples(results, 'nav')
     assert len(samples) >= 5

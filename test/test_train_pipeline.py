@@ -54,6 +54,9 @@ def test_outputs_and_formats(trained):
     observed = [m for m in lines if 'observed_scenes' in m]
     assert [m['observed_scenes'] for m in observed] == [3, 1]
     assert any('val_accuracy_with_observed' in m for m in lines)
+    # config/train_default.yaml rewords half the stage-2 instructions into extra examples
+    examples = [m for m in lines if m.get('stage') == 'examples'][0]
+    assert examples['reworded_copies'] > 0
     assert isinstance(LeoTrainedPolicy.load(model), LeoTrainedPolicy)
 
 

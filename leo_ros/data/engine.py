@@ -25,6 +25,11 @@ import numpy as np
 PLURALS = {'box': 'boxes', 'shelf': 'shelves'}
 QA_KINDS = ('qa_count', 'qa_color', 'qa_category', 'qa_existence', 'qa_support', 'qa_relation',
             'qa_size')
+#: Ways the loose proposer names an object: 'the mug', 'the red mug', 'the mug left of the
+#: box', 'the largest mug'.
+REFERENCE_FORMS = ('category', 'color', 'relation', 'superlative')
+DEFAULT_REFERENCE_FORMS = {'category': 0.25, 'color': 0.4, 'relation': 0.27,
+                           'superlative': 0.08}
 
 
 def mentioned_ids(graph, candidate) -> list:
@@ -67,6 +72,9 @@ class EngineConfig:
     :param plan: multi-step plan candidates per scene
     :param qa_kind_weights: relative frequency of each question kind (``qa_relation``: 3, ...);
         kinds left out weigh 1; None draws the kinds uniformly
+    :param reference_form_weights: relative frequency of each way of naming an object
+        (``REFERENCE_FORMS``: plain category, with colour, with a relation, superlative);
+        forms left out weigh 0; None uses ``DEFAULT_REFERENCE_FORMS`` (what evaluation asks)
     :param points_per_object: points per object in the stored SceneTokens
     :param image_size: (width, height) of the stored ego-view images; (0, 0) stores none
     :param world: the world the scenes come from
@@ -80,6 +88,7 @@ class EngineConfig:
     pick_place: int = 4
     plan: int = 2
     qa_kind_weights: dict = None
+    reference_form_weights: dict = None
     points_per_object: int = 1024
     image_size: tuple = (224, 168)
     world: WorldConfig = field(default_factory=WorldConfig)
@@ -111,6 +120,22 @@ class EngineConfig:
                 raise ValueError(f'EngineConfig.qa_kind_weights leaves no kind to ask: '
                                  f'{weights}')
             self.qa_kind_weights = weights
+        if self.reference_form_weights is not None:
+            forms = dict(self.reference_form_weights)
+            unknown = sorted(set(forms) - set(REFERENCE_FORMS))
+            if unknown:
+                raise ValueError(f'EngineConfig.reference_form_weights has unknown forms '
+                                 f'{unknown}; known: {list(REFERENCE_FORMS)}')
+            if not all(w >= 0 for w in forms.values()) or sum(forms.values()) <= 0:
+                raise ValueError(f'EngineConfig.reference_form_weights must be >= 0 and not '
+                                 f'all 0, got {forms}')
+            self.reference_form_weights = forms
+
+    def reference_form_probabilities(self) -> list:
+        """Return the probability of each of ``REFERENCE_FORMS``."""
+        forms = self.reference_form_weights or DEFAULT_REFERENCE_FORMS
+        weights = np.array([float(forms.get(f, 0.0)) for f in REFERENCE_FORMS])
+        return list(weights / weights.sum())
 
 
 @dataclass
@@ -227,8 +252,7 @@ class DataEngine:
     def propose_reference(self, graph, target, rng) -> Reference:
         """Phrase a reference to an object the way a loose annotator would (may be ambiguous)."""
         obj = graph.scene.object(target)
-        form = rng.choice(['category', 'color', 'relation', 'superlative'],
-                          p=[0.25, 0.4, 0.27, 0.08])
+        form = rng.choice(REFERENCE_FORMS, p=self.config.reference_form_probabilities())
         if form == 'category':
             return Reference(obj.category)
         if form == 'superlative':

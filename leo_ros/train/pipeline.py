@@ -19,6 +19,7 @@ import shutil
 import time
 
 from leo_ros.data.engine import EngineConfig
+from leo_ros.train.augment import augment_records, AugmentConfig
 from leo_ros.train.dataset import STAGE1_FAMILIES, STAGE2_FAMILIES
 from leo_ros.train.policy import PolicyConfig
 from leo_ros.train.trainer import StageConfig
@@ -112,6 +113,7 @@ class TrainConfig:
     bins: dict = field(default_factory=lambda: {'position_resolution': 0.05})
     stage1: StageConfig = field(default_factory=lambda: StageConfig(name='stage1'))
     stage2: StageConfig = field(default_factory=lambda: StageConfig(name='stage2', llm='lora'))
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     skip_stage1: bool = False
     mixed_precision: bool = True
 
@@ -125,7 +127,8 @@ class TrainConfig:
         """Build from a nested dict (YAML); unknown keys raise ValueError naming them."""
         data = dict(data or {})
         nested = {'data': DataConfig, 'classifier': ClassifierStepConfig,
-                  'policy': PolicyConfig, 'stage1': StageConfig, 'stage2': StageConfig}
+                  'policy': PolicyConfig, 'stage1': StageConfig, 'stage2': StageConfig,
+                  'augment': AugmentConfig}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -382,6 +385,10 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
     rng = np.random.default_rng(config.seed)
     train_records = load_records(root, 'train', templates, config.data.refer_phrasings, rng)
     val_records = load_records(root, 'val', templates, config.data.refer_phrasings, rng)
+    written = len(train_records)
+    train_records = augment_records(train_records, templates, config.augment,
+                                    np.random.default_rng([config.seed, 11]))
+    reworded = len(train_records) - written
     answers = [r[0]['answer'] for r in train_records]
     vocabulary = AnswerVocabulary.build(answers, action_vocabulary(action_tokenizer))
     text_encoder = InstructionEncoder(config.policy.max_instruction_tokens)
@@ -404,7 +411,8 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
     text_encoder.save_cache(cache_path)
     log({'stage': 'examples', 'stage1_train': len(stage1_train), 'stage1_val': len(stage1_val),
          'stage2_train': len(stage2_train), 'stage2_val': len(stage2_val),
-         'vocabulary': len(vocabulary), 'instructions_cached': len(text_encoder.cache)})
+         'vocabulary': len(vocabulary), 'instructions_cached': len(text_encoder.cache),
+         'reworded_copies': reworded})
     timings['examples'] = time.perf_counter() - mark
 
     # 5-6. the two stages
