@@ -134,7 +134,7 @@ def test_question_kind_weights_shift_what_is_asked():
     assert geometry['qa_size'] > 1.5 * uniform['qa_size']
 
 
-@pytest.mark.parametrize('weights, match', [({'qa_colour': 2}, 'unknown kinds'),
+@pytest.mark.parametrize('weights, match', [({'qa_colour': 2}, 'unknown keys'),
                                             ({'qa_size': -1}, '>= 0'),
                                             (dict.fromkeys(QA_KINDS, 0), 'no kind')])
 def test_question_kind_weights_name_bad_values(weights, match):
@@ -172,9 +172,9 @@ def test_reference_form_weights_shift_how_objects_are_named():
     assert relational['superlative'] == 0
 
 
-@pytest.mark.parametrize('weights, match', [({'colour': 1}, 'unknown forms'),
+@pytest.mark.parametrize('weights, match', [({'colour': 1}, 'unknown keys'),
                                             ({'relation': -1}, '>= 0'),
-                                            ({'relation': 0}, 'not all 0')])
+                                            ({'relation': 0}, 'no form')])
 def test_reference_form_weights_name_bad_values(weights, match):
     with pytest.raises(ValueError, match=match):
         EngineConfig(reference_form_weights=weights)

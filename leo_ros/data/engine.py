@@ -53,6 +53,18 @@ def mentioned_ids(graph, candidate) -> list:
     return sorted(ids)
 
 
+def _checked_weights(name, weights, known) -> dict:
+    """Return ``weights`` as a dict after checking its keys are ``known`` and values >= 0."""
+    weights = dict(weights)
+    unknown = sorted(set(weights) - set(known))
+    if unknown:
+        raise ValueError(f'EngineConfig.{name} has unknown keys {unknown}; known: {list(known)}')
+    bad = {k: w for k, w in weights.items() if not w >= 0}
+    if bad:
+        raise ValueError(f'EngineConfig.{name} must be >= 0, got {bad}')
+    return weights
+
+
 def plural(category):
     """Return the plural of a category name."""
     return PLURALS.get(category, category + 's')
@@ -108,27 +120,17 @@ class EngineConfig:
             raise ValueError(f'EngineConfig.image_size must be (0, 0) or at least 2x2, '
                              f'got {self.image_size}')
         if self.qa_kind_weights is not None:
-            weights = dict(self.qa_kind_weights)
-            unknown = sorted(set(weights) - set(QA_KINDS))
-            if unknown:
-                raise ValueError(f'EngineConfig.qa_kind_weights has unknown kinds {unknown}; '
-                                 f'known: {list(QA_KINDS)}')
-            bad = {k: w for k, w in weights.items() if not w >= 0}
-            if bad:
-                raise ValueError(f'EngineConfig.qa_kind_weights must be >= 0, got {bad}')
+            weights = _checked_weights('qa_kind_weights', self.qa_kind_weights, QA_KINDS)
             if not any(weights.get(k, 1) > 0 for k in QA_KINDS):
                 raise ValueError(f'EngineConfig.qa_kind_weights leaves no kind to ask: '
                                  f'{weights}')
             self.qa_kind_weights = weights
         if self.reference_form_weights is not None:
-            forms = dict(self.reference_form_weights)
-            unknown = sorted(set(forms) - set(REFERENCE_FORMS))
-            if unknown:
-                raise ValueError(f'EngineConfig.reference_form_weights has unknown forms '
-                                 f'{unknown}; known: {list(REFERENCE_FORMS)}')
-            if not all(w >= 0 for w in forms.values()) or sum(forms.values()) <= 0:
-                raise ValueError(f'EngineConfig.reference_form_weights must be >= 0 and not '
-                                 f'all 0, got {forms}')
+            forms = _checked_weights('reference_form_weights', self.reference_form_weights,
+                                     REFERENCE_FORMS)
+            if sum(forms.values()) <= 0:
+                raise ValueError(f'EngineConfig.reference_form_weights leaves no form to name '
+                                 f'objects by: {forms}')
             self.reference_form_weights = forms
 
     def reference_form_probabilities(self) -> list:
