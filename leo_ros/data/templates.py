@@ -80,6 +80,32 @@ class Templates:
         return _sentence(instruction), _sentence(answer), f'{kind}/{i}/{j}'
 
 
+def split_template(instruction, phrasing, greedy=False):
+    """
+    Split a rendered instruction into template text and slot values.
+
+    :param instruction: the rendered instruction ('How many bowls are there?')
+    :param phrasing: the template it was rendered from ('How many {categories} are there?')
+    :param greedy: let earlier slots take the longest values instead of the shortest (the
+        two splits differ when a value contains the template text after it: 'Put the mug on
+        the table on the shelf.')
+    :return: alternating parts ``[text, value, text, value, ..., text]`` (texts at even
+        indices), or None when the instruction does not match the template
+    """
+    pieces = re.split(r'\{[a-z_]+\}', phrasing)
+    pattern = ('(.+)' if greedy else '(.+?)').join(re.escape(p) for p in pieces)
+    match = re.fullmatch(pattern, instruction, flags=re.IGNORECASE | re.DOTALL)
+    if not match:
+        return None
+    parts, cursor = [], 0
+    for index in range(1, len(pieces)):
+        start, end = match.span(index)
+        parts += [instruction[cursor:start], instruction[start:end]]
+        cursor = end
+    parts.append(instruction[cursor:])
+    return parts
+
+
 def _sentence(text):
     text = ' '.join(text.split())
     text = re.sub(r'\b([Aa]) (?=[aeiou])', r'\1n ', text)  # a orange -> an orange

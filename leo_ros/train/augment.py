@@ -12,7 +12,7 @@ template word. This is EDA-style augmentation (Wei and Zou, 2019) restricted to 
 from dataclasses import dataclass
 import re
 
-from leo_ros.data.templates import KINDS
+from leo_ros.data.templates import KINDS, split_template
 
 FAMILIES = tuple(KINDS)
 
@@ -60,32 +60,6 @@ class AugmentConfig:
         self.fillers = tuple(self.fillers)
 
 
-def split_template(instruction, phrasing, greedy=False):
-    """
-    Split a rendered instruction into template text and slot values.
-
-    :param instruction: the rendered instruction ('How many bowls are there?')
-    :param phrasing: the template it was rendered from ('How many {categories} are there?')
-    :param greedy: let earlier slots take the longest values instead of the shortest (the
-        two splits differ when a value contains the template text after it: 'Put the mug on
-        the table on the shelf.')
-    :return: alternating parts ``[text, value, text, value, ..., text]`` (texts at even
-        indices), or None when the instruction does not match the template
-    """
-    pieces = re.split(r'\{[a-z_]+\}', phrasing)
-    pattern = ('(.+)' if greedy else '(.+?)').join(re.escape(p) for p in pieces)
-    match = re.fullmatch(pattern, instruction, flags=re.IGNORECASE | re.DOTALL)
-    if not match:
-        return None
-    parts, cursor = [], 0
-    for index in range(1, len(pieces)):
-        start, end = match.span(index)
-        parts += [instruction[cursor:start], instruction[start:end]]
-        cursor = end
-    parts.append(instruction[cursor:])
-    return parts
-
-
 def reword(instruction, phrasing, config: AugmentConfig, rng):
     """
     Reword an instruction outside its slots (see the module docstring).
@@ -108,7 +82,7 @@ def reword(instruction, phrasing, config: AugmentConfig, rng):
             tokens = parts[i].split(' ')
             trailing = re.sub(r'[A-Za-z\']+', '', tokens[j])  # keep punctuation ('there?')
             tokens[j] = trailing
-            parts[i] = re.sub(r' {2,}', ' ', ' '.join(tokens))
+            parts[i] = ' '.join(tokens)
             changed = True
     text = ''.join(parts).strip()
     text = re.sub(r' +([?.,:!])', r'\1', re.sub(r' {2,}', ' ', text)).lstrip(' ,:')
@@ -143,6 +117,6 @@ def augment_records(records, templates, config: AugmentConfig, rng) -> list:
         kind, index, _ = sample['template'].split('/')
         phrasing = templates.kinds[kind]['instructions'][int(index)]
         reworded = reword(instruction, phrasing, config, rng)
-        if reworded is not None and reworded != instruction:
+        if reworded is not None:
             copies.append((sample, family, reworded))
     return list(records) + copies

@@ -15,11 +15,11 @@ robot frame (bins / rvq).
 """
 
 from dataclasses import dataclass
-import re
 
 from leo_ros.actions.grounded import GroundedTokenizer, object_token
 from leo_ros.actions.types import action_from_dict
 from leo_ros.data.shards import load_observed, load_scene, read_samples
+from leo_ros.data.templates import split_template
 from leo_ros.train.features import (action_to_robot_frame, image_to_tensor_array,
                                     object_features)
 from leo_ros.train.text import split_words
@@ -155,12 +155,8 @@ def reference_of(sample, templates) -> str:
     """
     kind, index, _ = sample['template'].split('/')
     phrasing = templates.kinds[kind]['instructions'][int(index)]
-    pattern = re.escape(phrasing).replace(re.escape('{target}'), '(.+)')
-    match = re.fullmatch(pattern, sample['instruction'], flags=re.IGNORECASE)
-    if not match:
-        return ''
-    text = match.group(1)
-    return text
+    parts = split_template(sample['instruction'], phrasing, greedy=True)
+    return parts[1] if parts and len(parts) == 3 else ''
 
 
 def target_words(sample, family, scene, action_tokenizer) -> list:
