@@ -10,8 +10,8 @@ from leo_ros.train.dataset import collate, Example
 from leo_ros.train.features import (action_from_robot_frame, action_to_robot_frame,
                                     from_robot_frame, to_robot_frame)
 from leo_ros.train.pipeline import TrainConfig
-from leo_ros.train.policy import (action_vocabulary, LeoTrainedPolicy, pairwise_features,
-                                  PolicyConfig)
+from leo_ros.train.policy import (action_vocabulary, LeoTrainedPolicy, pair_values,
+                                  pairwise_features, PolicyConfig)
 from leo_ros.train.text import AnswerVocabulary, join_words, split_words, token_f1
 from leo_ros.train.trainer import load_optimizer, lr_factor, save_optimizer, StageConfig
 import numpy as np
@@ -130,8 +130,47 @@ def test_mlp_location_reads_size_ratios():
 
 @pytest.mark.parametrize('pairwise', [True, False])
 def test_pairwise_switch_changes_the_spatial_layers(pairwise):
-    policy = make_policy(pairwise_geometry=pairwise)
+    policy = make_policy(pairwise_geometry=pairwise, pair_values=True)
     assert (policy.spatial[0].pair is not None) == pairwise
+    # no pairwise geometry means none at all: not in the values either
+    assert (policy.spatial[0].pair_value is not None) == pairwise
+
+
+def test_pair_values_say_where_the_other_object_is():
+    # Object 1 stands 1 m ahead and 2 m to the left of object 0, twice as long in x.
+    centers = torch.tensor([[[0.0, 0.0, 0.5], [1.0, 2.0, 0.5]]])              # (1, 2, 3)
+    sizes = torch.tensor([[[0.2, 0.2, 0.2], [0.4, 0.2, 0.2]]])                # (1, 2, 3)
+    values = pair_values(centers, sizes)
+    assert values.shape == (1, 2, 2, 10)
+    seen_from_0 = values[0, 0, 1]
+    torch.testing.assert_close(seen_from_0[:5], torch.tensor(
+        [1.0, 2.0, 0.0, math.sqrt(5.0), math.sqrt(5.0)]))
+    torch.testing.assert_close(seen_from_0[5:], torch.tensor(
+        [math.log(2.0), 0.0, 0.0, math.log(2.0), 0.0]))
+    # seen from object 1, everything flips: behind, to the right, smaller
+    torch.testing.assert_close(values[0, 1, 0, :3], -seen_from_0[:3])
+    torch.testing.assert_close(values[0, 1, 0, 8:], seen_from_0[8:].flip(0))
+    assert torch.count_nonzero(values[0, 0, 0]) == 0
+
+
+def test_pair_values_start_as_leo_and_learn(tmp_path):
+    policy = make_policy(pair_values=True)
+    batch = collate([make_example(policy, objects=4)], policy.vocabulary.pad)
+    plain = make_policy()
+    plain.load_state_dict(policy.state_dict(), strict=False)
+    # zero-initialised: the same loss as LEO's layer
+    torch.testing.assert_close(policy(batch)['loss'], plain(batch)['loss'])
+    policy(batch)['sample_loss'].backward()
+    assert policy.spatial[0].pair_value.grad.abs().sum() > 0
+    with torch.no_grad():
+        for layer in policy.spatial:
+            layer.pair_value.normal_()
+    moved = policy(batch)['loss']
+    assert not torch.equal(moved, plain(batch)['loss'])
+    policy.save(tmp_path / 'model')
+    loaded = LeoTrainedPolicy.load(tmp_path / 'model')
+    assert loaded.config.pair_values
+    assert torch.equal(moved, loaded(batch)['loss'])
 
 
 def test_object_pointer_tokens_point_at_objects():

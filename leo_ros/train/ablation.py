@@ -5,7 +5,9 @@ Variants change one thing of the base configuration:
 
 - ``default``: the base configuration (grounded action tokens, both stages, pair geometry);
 - ``no_stage1``: stage 2 only;
-- ``no_pairwise``: no pairwise-geometry bias in the spatial transformer;
+- ``no_pairwise``: no pairwise geometry in the spatial transformer (neither LEO's attention
+  bias nor the relative geometry in the values);
+- ``no_pair_values``: LEO's attention bias only (``policy.pair_values`` off);
 - ``bins``: uniform-bin coordinate tokens (robot frame) instead of grounded tokens;
 - ``rvq``: residual-VQ coordinate tokens fitted on the expert demonstrations.
 
@@ -27,6 +29,7 @@ VARIANTS = {
     'default': {},
     'no_stage1': {'skip_stage1': True},
     'no_pairwise': {'policy.pairwise_geometry': False},
+    'no_pair_values': {'policy.pair_values': False},
     'bins': {'policy.action_mode': 'bins'},
     'rvq': {'policy.action_mode': 'rvq'},
 }

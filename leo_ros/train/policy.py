@@ -55,6 +55,10 @@ class PolicyConfig:
     :param object_readout: before the word head, every answer position attends to the object
         tokens and adds what it read (a direct path from grounded objects to answer words, like
         the pointer that names objects in actions)
+    :param pair_values: each spatial attention head also reads where the objects it attends to
+        are, relative to the query object (offsets, distances, size ratios: ``pair_values``),
+        not only what they are; with LEO's bias alone an object's token learns *that* it attended
+        to an anchor, not on which side it lies (needs ``pairwise_geometry``)
     :param location: how an object's box enters every spatial layer: 'linear' (one linear map
         of centre and extents [m]) or 'mlp' (a two-layer MLP of centre and log extents, so that
         size comparisons are ratios and small objects' differences are not drowned)
@@ -85,6 +89,7 @@ class PolicyConfig:
     text_cross_attention: bool = True
     count_token: bool = True
     object_readout: bool = False
+    pair_values: bool = False
     location: str = 'linear'
     use_image: bool = True
     image_size: tuple = (32, 24)
@@ -139,10 +144,36 @@ def pairwise_features(centers) -> torch.Tensor:
                         delta[..., 1] / planar, delta[..., 0] / planar], dim=-1)
 
 
+#: features of ``pair_values``
+PAIR_VALUE_FEATURES = 10
+
+
+def pair_values(centers, sizes) -> torch.Tensor:
+    """
+    Return where object j lies relative to object i, for every pair.
+
+    Offsets are in the robot frame (x forward, y left), so "left of" is a sign. Volume ratios
+    come split into their positive and negative parts: averaged over the objects a head attends
+    to, they still say whether any of them is larger (a mean of signed ratios cannot).
+
+    :param centers: (B, K, 3) [m]
+    :param sizes: (B, K, 3) extents [m]
+    :return: (B, K, K, 10) with [b, i, j] = dx, dy, dz, distance, planar distance (c_j - c_i,
+        [m]), log extent ratios (3) and the two parts of the log volume ratio (size_j / size_i)
+    """
+    delta = centers[:, None, :, :] - centers[:, :, None, :]             # (B, K, K, 3)
+    log_sizes = torch.log(sizes.clamp(min=0.01))                        # (B, K, 3)
+    ratios = log_sizes[:, None, :, :] - log_sizes[:, :, None, :]        # (B, K, K, 3)
+    volume = ratios.sum(dim=-1, keepdim=True)                           # (B, K, K, 1)
+    return torch.cat([delta, delta.norm(dim=-1, keepdim=True),
+                      delta[..., :2].norm(dim=-1, keepdim=True), ratios, volume.clamp(min=0),
+                      (-volume).clamp(min=0)], dim=-1)
+
+
 class SpatialLayer(nn.Module):
     """One spatial transformer layer with an optional pairwise-geometry attention bias."""
 
-    def __init__(self, width, heads, pairwise, cross=False):
+    def __init__(self, width, heads, pairwise, cross=False, values=False):
         super().__init__()
         self.heads, self.pairwise = heads, pairwise
         if cross:
@@ -156,8 +187,14 @@ class SpatialLayer(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(),
                                  nn.Linear(2 * width, width))
         self.pair = nn.Linear(width, heads * 6) if pairwise else None
+        if pairwise and values:
+            # zero: the layer starts as LEO's and learns to read relative geometry
+            self.pair_value = nn.Parameter(torch.zeros(heads, PAIR_VALUE_FEATURES,
+                                                       width // heads))
+        else:
+            self.pair_value = None
 
-    def forward(self, x, location, pair, mask, text=None, text_mask=None):
+    def forward(self, x, location, pair, mask, text=None, text_mask=None, values=None):
         """
         Update the object tokens.
 
@@ -167,6 +204,7 @@ class SpatialLayer(nn.Module):
         :param mask: (B, K) True for real objects
         :param text: (B, T, W) instruction states (used with cross-attention)
         :param text_mask: (B, T) True for real word pieces
+        :param values: (B, K, K, 10) ``pair_values`` (used with ``values=True``)
         """
         batch, count, width = x.shape
         x = x + location
@@ -179,7 +217,13 @@ class SpatialLayer(nn.Module):
                 + wb[..., 5].permute(0, 2, 1)[..., None]
             logits = logits + nn.functional.logsigmoid(gate)
         logits = logits.masked_fill(~mask[:, None, None, :], NEG)
-        attended = (logits.softmax(-1) @ v).transpose(1, 2).reshape(batch, count, width)
+        weights = logits.softmax(-1)                                    # (B, H, K, K)
+        attended = weights @ v                                          # (B, H, K, Dh)
+        if self.pair_value is not None:
+            # the map is linear, so average the geometry first: (B, H, K, 10), not (B, K, K, W)
+            geometry = torch.einsum('bhij,bijf->bhif', weights, values)
+            attended = attended + torch.einsum('bhif,hfd->bhid', geometry, self.pair_value)
+        attended = attended.transpose(1, 2).reshape(batch, count, width)
         x = x + self.out(attended)
         if self.cross is not None:
             read, _ = self.cross(self.cross_norm(x), text, text,
@@ -236,7 +280,8 @@ class LeoTrainedPolicy(nn.Module):
         self.guide = nn.Linear(TEXT_DIM, 2 * width) if config.text_guidance else None
         self.spatial = nn.ModuleList(SpatialLayer(width, config.spatial_heads,
                                                   config.pairwise_geometry,
-                                                  config.text_cross_attention)
+                                                  config.text_cross_attention,
+                                                  config.pair_values)
                                      for _ in range(config.spatial_layers))
         self.text_to_objects = nn.Linear(TEXT_DIM, width) if config.text_cross_attention \
             else None
@@ -301,9 +346,12 @@ class LeoTrainedPolicy(nn.Module):
         geometry = torch.cat([batch['centers'], sizes], dim=-1)         # (B, K, 6)
         location = self.location(geometry)
         pair = pairwise_features(batch['centers'])
+        values = None
+        if self.config.pair_values and self.config.pairwise_geometry:
+            values = pair_values(batch['centers'], batch['sizes'])      # (B, K, K, 10)
         text = self.text_to_objects(batch['text']) if self.text_to_objects is not None else None
         for layer in self.spatial:
-            x = layer(x, location, pair, batch['object_mask'], text, batch['text_mask'])
+            x = layer(x, location, pair, batch['object_mask'], text, batch['text_mask'], values)
         return self.spatial_norm(x)
 
     def _prefix(self, batch, objects):
