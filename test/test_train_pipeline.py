@@ -39,6 +39,7 @@ def test_outputs_and_formats(trained):
     meta = json.loads((model / 'config.json').read_text())
     assert meta['format'] == 'leo_ros.train.policy/1'
     assert meta['training']['stage2']['llm'] == 'lora' and meta['policy']['lora']
+    assert meta['policy']['pair_values']  # config/train_default.yaml turns them on
     for name in ('policy.safetensors', 'answer_tokenizer.json', 'classifier.safetensors',
                  'grounded.json'):
         assert (model / name).is_file()
@@ -135,7 +136,9 @@ def test_ablations_write_the_table_and_gather_finished_variants(trained, tmp_pat
     assert '| default |' in table and '| no_pairwise |' in table
     result = json.loads((out / 'ablation.json').read_text())
     assert set(result['variants']) == {'default', 'no_pairwise'}
-    assert LeoTrainedPolicy.load(out / 'no_pairwise' / 'model').spatial[0].pair is None
+    without = LeoTrainedPolicy.load(out / 'no_pairwise' / 'model').spatial[0]
+    assert without.pair is None and without.pair_value is None
+    assert LeoTrainedPolicy.load(out / 'default' / 'model').spatial[0].pair_value is not None
     assert (out / 'ablation.png').is_file()
     # A finished variant is read back (separate processes, one gathering call) ...
     stamp = (out / 'default' / 'eval' / 'eval.json').stat().st_mtime_ns
