@@ -3,14 +3,14 @@ The trained policy: LEO's layout at a size that trains on a laptop CPU in under 
 
 Object tokens (frozen pretrained object encoder + colour + robot-frame box) pass a spatial
 transformer with LEO's pairwise geometry (distance, dz/d, dxy/d, dy/dxy, dx/dxy entering
-attention as log(sigmoid(w . pair + b)), w and b predicted per query and head) and a location
-embedding at every layer; the instruction's pooled MiniLM vector modulates them (text
-guidance). A causal LLaMA-architecture LM (transformers) reads
-``[image] [robot] [objects] [instruction] <bos>`` as input embeddings and writes the answer:
-words from a word-level vocabulary, action markers, and either object-pointer tokens
-(``<obj_k>``, logits = query . object token: the grounding choice) or coordinate tokens from the
-bins / residual-VQ tokenizers (the ablations). Loss on the answer only. Stage 2 trains LoRA
-adapters (peft) on the LM instead of the LM itself.
+attention as log(sigmoid(w . pair + b)), w and b predicted per query and head; optionally the
+attended objects' relative geometry in the values too) and a location embedding at every
+layer; the instruction's pooled MiniLM vector modulates them (text guidance). A causal
+LLaMA-architecture LM (transformers) reads ``[image] [robot] [objects] [instruction] <bos>``
+as input embeddings and writes the answer: words from a word-level vocabulary, action markers,
+and either object-pointer tokens (``<obj_k>``, logits = query . object token: the grounding
+choice) or coordinate tokens from the bins / residual-VQ tokenizers (the ablations). Loss on
+the answer only. Stage 2 trains LoRA adapters (peft) on the LM instead of the LM itself.
 """
 
 from dataclasses import asdict, dataclass
@@ -347,7 +347,7 @@ class LeoTrainedPolicy(nn.Module):
         location = self.location(geometry)
         pair = pairwise_features(batch['centers'])
         values = None
-        if self.config.pair_values and self.config.pairwise_geometry:
+        if self.spatial[0].pair_value is not None:  # the layers decide (needs pairwise too)
             values = pair_values(batch['centers'], batch['sizes'])      # (B, K, K, 10)
         text = self.text_to_objects(batch['text']) if self.text_to_objects is not None else None
         for layer in self.spatial:
