@@ -40,6 +40,7 @@ def test_outputs_and_formats(trained):
     assert meta['format'] == 'leo_ros.train.policy/1'
     assert meta['training']['stage2']['llm'] == 'lora' and meta['policy']['lora']
     assert meta['policy']['pair_values']  # config/train_default.yaml turns them on
+    assert meta['policy']['grounding_loss'] > 0  # ... and the grounding loss
     for name in ('policy.safetensors', 'answer_tokenizer.json', 'classifier.safetensors',
                  'grounded.json'):
         assert (model / name).is_file()
@@ -49,6 +50,11 @@ def test_outputs_and_formats(trained):
         steps = [m['step'] for m in lines if m.get('stage') == stage and 'loss' in m]
         assert steps and max(steps) == {'stage1': 2, 'stage2': 3}[stage]
         assert any('val_loss' in m for m in lines if m.get('stage') == stage)
+        # the grounding head is trained in both stages
+        assert any('grounding_loss' in m for m in lines if m.get('stage') == stage)
+    # ... and scored (the toy's one stage-1 validation batch holds only scene captions)
+    assert any(0 <= m.get('val_grounding_top1', -1) <= 1 for m in lines
+               if m.get('stage') == 'stage2')
     assert (trained / 'curves.png').stat().st_size > 1000
     # Observed tokens were written for every train and val scene, and the classifier was
     # scored on them too.

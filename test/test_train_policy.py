@@ -6,7 +6,7 @@ from leo_ros.actions.grounded import GroundedTokenizer
 from leo_ros.actions.types import NavGoal, PickPlace
 from leo_ros.scene_tokens import SceneTokens
 from leo_ros.train.classifier import ClassifierConfig, ObjectClassifier
-from leo_ros.train.dataset import collate, Example
+from leo_ros.train.dataset import collate, Example, grounding_of
 from leo_ros.train.features import (action_from_robot_frame, action_to_robot_frame,
                                     from_robot_frame, to_robot_frame)
 from leo_ros.train.pipeline import TrainConfig
@@ -173,6 +173,78 @@ def test_pair_values_start_as_leo_and_learn(tmp_path):
     assert torch.equal(moved, loaded(batch)['loss'])
 
 
+def test_grounding_marks_follow_the_view():
+    view = {'index': {10: 0, 11: 1, 12: 2}}
+    # a size question: the answer rests on the winner (12), the text names both and the view
+    # lacks object 99
+    sample = {'target_ids': [12], 'mentioned_ids': [11, 12, 99]}
+    np.testing.assert_array_equal(grounding_of(sample, 'qa', view), [[0, 0], [0, 1], [1, 1]])
+    # datasets written before mentioned_ids: the targets are what the text names
+    np.testing.assert_array_equal(grounding_of({'target_ids': [10]}, 'nav', view),
+                                  [[1, 1], [0, 0], [0, 0]])
+    # an existence question about an absent object says that nothing is meant
+    assert grounding_of({'target_ids': [], 'mentioned_ids': []}, 'qa', view).sum() == 0
+    # scene captions name every object: no marks
+    assert grounding_of(sample, 'scene_caption', view) is None
+
+
+@pytest.mark.parametrize('answer, subject_mark', [('Yes', 1), ('No', 0)])
+def test_relation_question_marks_its_subject_when_true(answer, subject_mark):
+    view = {'index': {10: 0, 11: 1}}
+    sample = {'kind': 'qa_relation', 'answer': answer, 'target_ids': [11, 10],
+              'mentioned_ids': [10, 11]}
+    np.testing.assert_array_equal(grounding_of(sample, 'qa', view),
+                                  [[0, 1], [subject_mark, 1]])
+
+
+def test_support_question_marks_the_support():
+    view = {'index': {10: 0, 11: 1}}
+    sample = {'kind': 'qa_support', 'answer': 'The brown table', 'target_ids': [11, 10],
+              'mentioned_ids': [10, 11]}
+    np.testing.assert_array_equal(grounding_of(sample, 'qa', view), [[1, 1], [0, 1]])
+
+
+def test_grounding_loss_reads_marked_rows_only_and_learns(tmp_path):
+    policy = make_policy(grounding_loss=0.5)
+    examples = [make_example(policy, objects=4, seed=1), make_example(policy, objects=3, seed=2),
+                make_example(policy, objects=2, seed=3)]
+    examples[0].grounding = np.array([[1, 1], [0, 1], [0, 0], [0, 0]], np.float32)
+    examples[1].grounding = np.array([[0, 0], [0, 0], [1, 1]], np.float32)
+    batch = collate(examples, policy.vocabulary.pad)   # the third example carries no marks
+    assert batch['grounding'].shape == (3, 4, 2)
+    assert batch['grounding_mask'].tolist() == [True, True, False]
+    out = policy(batch)
+    torch.testing.assert_close(out['auxiliary'], 0.5 * out['grounding_loss'])
+    # by hand: binary cross-entropy over the marked examples' real objects only
+    logits = policy.grounding(policy.encode_objects(batch))            # (3, 4, 2)
+    rows = torch.cat([logits[0], logits[1, :3]])                        # (7, 2)
+    marks = torch.from_numpy(np.concatenate([examples[0].grounding, examples[1].grounding]))
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(rows, marks)
+    torch.testing.assert_close(out['grounding_loss'], expected)
+    # the head changes nothing else: the answer loss equals LEO's without it
+    plain = make_policy()
+    plain.load_state_dict(policy.state_dict(), strict=False)
+    assert plain.grounding is None and 'auxiliary' not in plain(batch)
+    torch.testing.assert_close(out['loss'], plain(batch)['loss'])
+    # the auxiliary loss alone trains the spatial transformer
+    out['auxiliary'].backward()
+    assert policy.spatial[0].qkv.weight.grad.abs().sum() > 0
+    optimizer = torch.optim.Adam(policy.parameters(), lr=0.01)
+    policy.train()
+    for _ in range(60):
+        optimizer.zero_grad()
+        policy(batch)['auxiliary'].backward()
+        optimizer.step()
+    policy.eval()
+    learned = policy(batch)
+    assert learned['grounding_loss'] < 0.2 * out['grounding_loss']
+    assert int(learned['grounding_hits']) == int(learned['grounding_count']) == 2
+    policy.save(tmp_path / 'model')
+    loaded = LeoTrainedPolicy.load(tmp_path / 'model')
+    assert loaded.config.grounding_loss == 0.5
+    torch.testing.assert_close(loaded(batch)['grounding_loss'], learned['grounding_loss'])
+
+
 def test_object_pointer_tokens_point_at_objects():
     policy = make_policy()
     word_count = policy.word_count
@@ -303,6 +375,7 @@ def test_optimizer_state_round_trip(tmp_path):
     ({'policy': {'action_mode': 'words'}}, 'action_mode'),
     ({'policy': {'width': 30, 'spatial_heads': 4}}, 'width'),
     ({'policy': {'location': 'fourier'}}, 'location'),
+    ({'policy': {'grounding_loss': -0.5}}, 'grounding_loss'),
     ({'data': {'refer_phrasings': ['no slot']}}, 'refer_phrasings'),
     ({'data': {'observed_situations': 5}}, 'observed_situations'),
     ({'data': {'observed_fraction': 1.5}}, 'observed_fraction'),

@@ -8,6 +8,7 @@ Variants change one thing of the base configuration:
 - ``no_pairwise``: no pairwise geometry in the spatial transformer (neither LEO's attention
   bias nor the relative geometry in the values);
 - ``no_pair_values``: LEO's attention bias only (``policy.pair_values`` off);
+- ``no_grounding_loss``: no auxiliary grounding loss (``policy.grounding_loss`` 0);
 - ``bins``: uniform-bin coordinate tokens (robot frame) instead of grounded tokens;
 - ``rvq``: residual-VQ coordinate tokens fitted on the expert demonstrations.
 
@@ -30,6 +31,7 @@ VARIANTS = {
     'no_stage1': {'skip_stage1': True},
     'no_pairwise': {'policy.pairwise_geometry': False},
     'no_pair_values': {'policy.pair_values': False},
+    'no_grounding_loss': {'policy.grounding_loss': 0.0},
     'bins': {'policy.action_mode': 'bins'},
     'rvq': {'policy.action_mode': 'rvq'},
 }

@@ -10,6 +10,11 @@ answer ids. Targets by family:
 - ``nav``: ``<nav_goal>`` + payload; ``pick_place``: ``<pick_place>`` + payload;
 - ``plan``: the plan's words, then ``<nav_goal>`` + payload and ``<pick_place>`` + payload.
 
+Every example but scene captions also says which of its object tokens the answer rests on
+(``target_ids``: a size question's winner, the counted objects, an action's objects) and which
+the text names (``mentioned_ids``: also anchors and a size question's loser), for the policy's
+grounding loss.
+
 The payload is ``<obj_k>`` tokens (grounded) or coordinate tokens of the expert's action in the
 robot frame (bins / rvq).
 """
@@ -43,6 +48,7 @@ class Example:
     image: np.ndarray         # (3, H, W) float32 or None
     answer: np.ndarray        # (A,) unified ids, eos last
     family: str = ''
+    grounding: np.ndarray = None  # (K, 2) 1 for the answer's targets / the named objects
 
 
 def collate(examples, pad_id) -> dict:
@@ -51,7 +57,8 @@ def collate(examples, pad_id) -> dict:
 
     :return: dict of ``objects`` (B, K, F), ``centers``/``sizes`` (B, K, 3), ``object_mask``
         (B, K), ``text`` (B, T, 384), ``text_mask`` (B, T), ``text_pooled`` (B, 384), ``image``
-        (B, 3, H, W) or absent, ``answer`` (B, A), ``answer_mask`` (B, A)
+        (B, 3, H, W) or absent, ``answer`` (B, A), ``answer_mask`` (B, A), ``grounding``
+        (B, K, 2) and ``grounding_mask`` (B,): whether an example says which objects it rests on
     """
     size = len(examples)
     objects = max(max(len(e.objects) for e in examples), 1)
@@ -68,6 +75,8 @@ def collate(examples, pad_id) -> dict:
         'text_pooled': torch.stack([torch.as_tensor(e.text_pooled).float() for e in examples]),
         'answer': torch.full((size, answers), pad_id, dtype=torch.long),
         'answer_mask': torch.zeros(size, answers, dtype=torch.bool),
+        'grounding': torch.zeros(size, objects, 2),
+        'grounding_mask': torch.zeros(size, dtype=torch.bool),
     }
     for row, example in enumerate(examples):
         count = len(example.objects)
@@ -81,6 +90,9 @@ def collate(examples, pad_id) -> dict:
         length = len(example.answer)
         batch['answer'][row, :length] = torch.from_numpy(example.answer)
         batch['answer_mask'][row, :length] = True
+        if example.grounding is not None:
+            batch['grounding'][row, :count] = torch.from_numpy(example.grounding)
+            batch['grounding_mask'][row] = True
     if examples[0].image is not None:
         batch['image'] = torch.from_numpy(np.stack([e.image for e in examples]))
     return batch
@@ -192,6 +204,37 @@ def target_words(sample, family, scene, action_tokenizer) -> list:
     raise ValueError(f'unknown family {family!r}')
 
 
+def grounding_of(sample, family, view) -> np.ndarray:
+    """
+    Return (K, 2) marks of the view's objects for the policy's grounding loss.
+
+    Column 0 marks the objects the answer rests on, column 1 every object the text names
+    (``mentioned_ids``; the targets in datasets written before it).
+
+    Column 0 holds the sample's ``target_ids`` but for two question kinds whose targets are only
+    named: a relation question marks its subject when the answer is yes and nothing when it is
+    no (so the mark is the relation's truth, read at the subject); a support question marks the
+    support (``target_ids`` lists the object first), the object its answer names.
+
+    :return: the marks, or None for scene captions (they name every object)
+    """
+    if family == 'scene_caption':
+        return None
+    targets = [int(i) for i in sample.get('target_ids', [])]
+    kind = sample.get('kind', '')
+    if kind == 'qa_relation':
+        targets = targets[:1] if str(sample.get('answer', '')).lower().startswith('yes') else []
+    elif kind == 'qa_support':
+        targets = targets[1:]
+    index = view['index']
+    marks = np.zeros((len(index), 2), np.float32)
+    named = sample.get('mentioned_ids', sample.get('target_ids', []))
+    for column, ids in enumerate((targets, named)):
+        rows = [index[int(i)] for i in ids if int(i) in index]
+        marks[rows, column] = 1.0
+    return marks
+
+
 def load_records(root, split, templates, refer_phrasings, rng, families=None) -> list:
     """
     Read a split's samples as records ``(sample, family, instruction)``.
@@ -249,5 +292,6 @@ def build_examples(records, scenes: SceneCache, text_encoder, vocabulary, action
         examples.append(Example(objects=features, centers=centers,
                                 sizes=np.asarray(view['tokens'].sizes, np.float32),
                                 text=states, text_pooled=pooled, image=image,
-                                answer=np.asarray(ids, np.int64), family=family))
+                                answer=np.asarray(ids, np.int64), family=family,
+                                grounding=grounding_of(sample, family, view)))
     return examples

@@ -59,6 +59,11 @@ class PolicyConfig:
         are, relative to the query object (offsets, distances, size ratios: ``pair_values``),
         not only what they are; with LEO's bias alone an object's token learns *that* it attended
         to an anchor, not on which side it lies (needs ``pairwise_geometry``)
+    :param grounding_loss: weight of an auxiliary loss on the spatial transformer's object
+        tokens: a linear head says, per object, whether the answer rests on it (a size
+        question's winner, the counted objects, an action's objects) and whether the instruction
+        names it (anchors too), as ScanQA's object localisation loss does; the comparison is
+        then made where the pairwise geometry is, and the LM reads its result; 0 = off (LEO)
     :param location: how an object's box enters every spatial layer: 'linear' (one linear map
         of centre and extents [m]) or 'mlp' (a two-layer MLP of centre and log extents, so that
         size comparisons are ratios and small objects' differences are not drowned)
@@ -90,6 +95,7 @@ class PolicyConfig:
     count_token: bool = True
     object_readout: bool = False
     pair_values: bool = False
+    grounding_loss: float = 0.0
     location: str = 'linear'
     use_image: bool = True
     image_size: tuple = (32, 24)
@@ -119,6 +125,9 @@ class PolicyConfig:
         if self.llm_hidden % self.llm_heads:
             raise ValueError(f'PolicyConfig.llm_hidden ({self.llm_hidden}) must divide by '
                              f'llm_heads ({self.llm_heads})')
+        if not self.grounding_loss >= 0:
+            raise ValueError(f'PolicyConfig.grounding_loss must be >= 0, '
+                             f'got {self.grounding_loss}')
         if self.location not in LOCATIONS:
             raise ValueError(f'PolicyConfig.location must be one of {LOCATIONS}, '
                              f'got {self.location!r}')
@@ -311,6 +320,8 @@ class LeoTrainedPolicy(nn.Module):
         self.head = nn.Linear(hidden, len(vocabulary))
         self.pointer_query = nn.Linear(hidden, width)
         self.pointer_key = nn.Linear(width, width)
+        # (target, named) logits per object token; training only
+        self.grounding = nn.Linear(width, 2) if config.grounding_loss > 0 else None
         if config.lora:
             self.add_lora()
 
@@ -429,8 +440,31 @@ class LeoTrainedPolicy(nn.Module):
         sample_loss = (token_loss.sum(dim=1) / lengths.clamp(min=1)).mean()
         hits = logits.argmax(-1) == answer                               # (B, A)
         exact = (hits | ~target_mask).all(dim=1)                         # (B,) whole answer
-        return {'loss': loss, 'sample_loss': sample_loss, 'correct': hits[target_mask].sum(),
-                'count': target_mask.sum(), 'exact': exact}
+        out = {'loss': loss, 'sample_loss': sample_loss, 'correct': hits[target_mask].sum(),
+               'count': target_mask.sum(), 'exact': exact}
+        if self.grounding is not None and 'grounding' in batch:
+            out.update(self._grounding_loss(objects, batch))
+        return out
+
+    def _grounding_loss(self, objects, batch) -> dict:
+        """
+        Score (B, K, W) object tokens against the batch's grounding marks.
+
+        :return: ``auxiliary`` (weighted, to add to the answer loss), ``grounding_loss``
+            (binary cross-entropy per mark), ``grounding_hits`` / ``grounding_count``: examples
+            with targets whose highest-scored object is one of them
+        """
+        logits = self.grounding(objects).float()                         # (B, K, 2)
+        marks = batch['grounding']                                       # (B, K, 2)
+        weight = (batch['object_mask'] & batch['grounding_mask'][:, None]).float()  # (B, K)
+        bce = nn.functional.binary_cross_entropy_with_logits(logits, marks, reduction='none')
+        grounding = (bce * weight[..., None]).sum() / (2 * weight.sum()).clamp(min=1)
+        scores = logits[..., 0].masked_fill(~batch['object_mask'], float('-inf'))  # (B, K)
+        best = scores.argmax(dim=1, keepdim=True)                        # (B, 1)
+        has_target = batch['grounding_mask'] & (marks[..., 0].sum(dim=1) > 0)  # (B,)
+        hit = marks[..., 0].gather(1, best)[:, 0] > 0                    # (B,)
+        return {'auxiliary': self.config.grounding_loss * grounding, 'grounding_loss': grounding,
+                'grounding_hits': (hit & has_target).sum(), 'grounding_count': has_target.sum()}
 
     # ---- generation
     def _grammar(self):

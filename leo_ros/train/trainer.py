@@ -178,8 +178,10 @@ def run_stage(model, train_examples, val_examples, config: StageConfig, out_dir,
         model.train()
         with accelerator.autocast():
             out = model(batch)
-        accelerator.backward(out['sample_loss' if config.loss_weighting == 'sample'
-                                 else 'loss'])
+        objective = out['sample_loss' if config.loss_weighting == 'sample' else 'loss']
+        if 'auxiliary' in out:
+            objective = objective + out['auxiliary']
+        accelerator.backward(objective)
         grad_norm = accelerator.clip_grad_norm_(parameters, config.clip)
         optimizer.step()
         scheduler.step()
@@ -188,12 +190,17 @@ def run_stage(model, train_examples, val_examples, config: StageConfig, out_dir,
         totals['correct'] += int(out['correct'])
         totals['count'] += int(out['count'])
         totals['steps'] += 1
+        if 'grounding_loss' in out:
+            totals['grounding_loss'] = totals.get('grounding_loss', 0.0) \
+                + out['grounding_loss'].item()
         if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
             line = {'stage': config.name, 'step': step + 1,
                     'loss': totals['loss'] / totals['steps'],
                     'token_accuracy': totals['correct'] / max(totals['count'], 1),
                     'lr': scheduler.get_last_lr()[0], 'grad_norm': float(grad_norm),
                     'seconds': round(time.perf_counter() - began, 1)}
+            if 'grounding_loss' in totals:
+                line['grounding_loss'] = totals['grounding_loss'] / totals['steps']
             if accelerator.is_main_process:
                 log(line)
             bar.set_postfix(loss=f'{line["loss"]:.3f}', acc=f'{line["token_accuracy"]:.3f}')
@@ -219,12 +226,13 @@ def validate(model, examples, config, accelerator, seed) -> dict:
     """
     Return validation loss, token accuracy and per-family exact answers on a fixed subset.
 
-    ``val_exact_<family>``: share of answers whose every token is right (teacher forced).
+    ``val_exact_<family>``: share of answers whose every token is right (teacher forced);
+    with a grounding head also ``val_grounding_loss`` and ``val_grounding_top1``.
     """
     model.eval()
     rng = np.random.default_rng([seed, 99])
     order = rng.permutation(len(examples))[:config.val_batches * config.batch_size]
-    loss, correct, count, exact = 0.0, 0, 0, {}
+    loss, correct, count, exact, grounded = 0.0, 0, 0, {}, [[], 0, 0]
     for start in range(0, len(order), config.batch_size):
         chosen = [examples[i] for i in order[start:start + config.batch_size]]
         batch = move(collate(chosen, model.vocabulary.pad), accelerator.device)
@@ -235,7 +243,15 @@ def validate(model, examples, config, accelerator, seed) -> dict:
         count += int(out['count'])
         for example, hit in zip(chosen, out['exact'].tolist()):
             exact.setdefault(example.family, []).append(hit)
+        if 'grounding_loss' in out:
+            grounded[0].append(out['grounding_loss'].item())
+            grounded[1] += int(out['grounding_hits'])
+            grounded[2] += int(out['grounding_count'])
     per_family = {f'val_exact_{family}': round(float(np.mean(hits)), 4)
                   for family, hits in sorted(exact.items())}
+    if grounded[2]:
+        # the grounding head's loss and how often its top object is one the answer rests on
+        per_family['val_grounding_loss'] = round(float(np.mean(grounded[0])), 4)
+        per_family['val_grounding_top1'] = round(grounded[1] / grounded[2], 4)
     return {'val_loss': loss / max(count, 1), 'val_token_accuracy': correct / max(count, 1),
             **per_family}
