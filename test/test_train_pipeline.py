@@ -112,7 +112,8 @@ def test_leo_eval_writes_tables_and_the_last_line(trained, tmp_path, capsys):
     out = tmp_path / 'eval'
     code = eval_tool.main(['--model', str(trained / 'model'), '--episodes', '1',
                            '--test-scenes', '1', '--out', str(out), '--quiet',
-                           '--families', 'nav', 'qa', 'pick_place', '--tokens', 'perception'])
+                           '--families', 'nav', 'qa', 'pick_place', '--tokens', 'perception',
+                           '--grounding-probe'])
     assert code == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     keys = [part.split('=')[0] for part in last.split()]
@@ -131,6 +132,13 @@ def test_leo_eval_writes_tables_and_the_last_line(trained, tmp_path, capsys):
     assert question['kind'].startswith('qa_')
     assert result['metrics'][question['kind'] + '_episodes'] == 1
     assert f'| {question["kind"]} | 1 |' in (out / 'eval.md').read_text()
+    # The grounding probe: the head's two probabilities for every object the policy read.
+    assert result['config']['grounding_probe'] is True
+    for episode in result['episodes']:
+        assert len(episode['grounding']) == int(episode['objects_seen'].split('/')[0])
+        assert all(0 <= p <= 1 for pair in episode['grounding'].values() for p in pair)
+    navigation = next(e for e in result['episodes'] if e['family'] == 'nav')
+    assert navigation['grounding_targets'] == navigation['target_ids']
 
 
 def test_ablations_write_the_table_and_gather_finished_variants(trained, tmp_path, capsys):

@@ -6,7 +6,7 @@ from leo_ros.actions.grounded import GroundedTokenizer
 from leo_ros.actions.types import NavGoal, PickPlace
 from leo_ros.scene_tokens import SceneTokens
 from leo_ros.train.classifier import ClassifierConfig, ObjectClassifier
-from leo_ros.train.dataset import collate, Example, grounding_of
+from leo_ros.train.dataset import answer_object_ids, collate, Example, grounding_of
 from leo_ros.train.features import (action_from_robot_frame, action_to_robot_frame,
                                     from_robot_frame, to_robot_frame)
 from leo_ros.train.pipeline import TrainConfig
@@ -202,6 +202,41 @@ def test_support_question_marks_the_support():
     sample = {'kind': 'qa_support', 'answer': 'The brown table', 'target_ids': [11, 10],
               'mentioned_ids': [10, 11]}
     np.testing.assert_array_equal(grounding_of(sample, 'qa', view), [[1, 1], [0, 1]])
+
+
+@pytest.mark.parametrize('kind, target_ids, answer, expected', [
+    ('nav', [7], '', [7]),
+    ('pick_place', [7, 3], '', [7, 3]),
+    ('qa_size', [5], 'The red mug', [5]),
+    ('qa_relation', [4, 9], 'Yes', [4]),
+    ('qa_relation', [4, 9], 'no', []),
+    ('qa_support', [4, 9], 'The table', [9]),
+])
+def test_answer_object_ids(kind, target_ids, answer, expected):
+    assert answer_object_ids(kind, target_ids, answer) == expected
+
+
+def test_grounding_probe_reads_the_head_per_scene_object():
+    policy = make_policy(grounding_loss=0.5, max_objects=2)
+    clouds = [np.random.default_rng(i).normal(size=(40, 3)) * 0.1 + [3.0 - i, 0.5 * i, 0.3]
+              for i in range(3)]
+    scene = SceneTokens.from_object_clouds(clouds, ids=[21, 7, 13], points_per_object=16)
+    pose = (4.0, 0.0, 0.0)  # the policy reads the two nearest: rows 0, 1 are ids 21, 7
+    decision = policy.act(scene, None, 'go', pose, text_encoder=FakeEncoder(),
+                          probe_grounding=True)
+    assert sorted(decision.grounding) == [7, 21]
+    # by hand: the head on the prepared batch, rows mapped back to the scene's ids
+    batch, keep = policy.prepare(scene, None, 'go', pose, FakeEncoder())
+    assert [int(scene.ids[k]) for k in keep] == [21, 7]
+    with torch.no_grad():
+        expected = torch.sigmoid(policy.grounding(policy.encode_objects(batch)))[0]  # (3, 2)
+    for row, k in enumerate(keep):
+        np.testing.assert_allclose(decision.grounding[int(scene.ids[k])], expected[row].numpy(),
+                                   atol=1e-4)
+    # asked for nothing, or no head to read: nothing
+    assert policy.act(scene, None, 'go', pose, text_encoder=FakeEncoder()).grounding == {}
+    assert make_policy().act(scene, None, 'go', pose, text_encoder=FakeEncoder(),
+                             probe_grounding=True).grounding == {}
 
 
 def test_grounding_loss_reads_marked_rows_only_and_learns(tmp_path):

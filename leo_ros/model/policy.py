@@ -48,6 +48,9 @@ class Decision:
     tokenizer: str = ''
     #: every typed action, in order (a plan decodes into a NavGoal, then a PickPlace)
     actions: list = field(default_factory=list)
+    #: when asked (a trained policy with a grounding head): object id -> [P(the answer rests
+    #: on it), P(the text names it)]
+    grounding: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -33,6 +33,9 @@ def build_parser():
     parser.add_argument('--random-weights', action='store_true',
                         help='evaluate a freshly initialised policy of the same configuration '
                              '(the baseline the trained model must beat)')
+    parser.add_argument('--grounding-probe', action='store_true',
+                        help="also read the model's grounding head each episode and score it "
+                             '(grounding_top1, qa_relation_grounding_accuracy)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser
 
@@ -52,6 +55,7 @@ def main(argv=None) -> int:
     try:
         config = EvalConfig(episodes=args.episodes, seed=args.seed, phrasings=args.phrasings,
                             test_scenes=args.test_scenes, tokens=args.tokens,
+                            grounding_probe=args.grounding_probe,
                             families=tuple(args.families) if args.families else FAMILIES)
     except ValueError as exc:
         print(f'leo-eval: {exc}', file=sys.stderr)

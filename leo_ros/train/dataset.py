@@ -204,28 +204,36 @@ def target_words(sample, family, scene, action_tokenizer) -> list:
     raise ValueError(f'unknown family {family!r}')
 
 
+def answer_object_ids(kind, target_ids, answer) -> list:
+    """
+    Return the ids of the objects an answer rests on (the grounding loss's first column).
+
+    That is ``target_ids`` but for two question kinds whose targets are only named: a relation
+    question gives its subject when the answer is yes and nothing when it is no (so the mark is
+    the relation's truth, read at the subject); a support question gives the support
+    (``target_ids`` lists the object first), the object its answer names.
+    """
+    targets = [int(i) for i in target_ids]
+    if kind == 'qa_relation':
+        return targets[:1] if str(answer).lower().startswith('yes') else []
+    if kind == 'qa_support':
+        return targets[1:]
+    return targets
+
+
 def grounding_of(sample, family, view) -> np.ndarray:
     """
     Return (K, 2) marks of the view's objects for the policy's grounding loss.
 
-    Column 0 marks the objects the answer rests on, column 1 every object the text names
-    (``mentioned_ids``; the targets in datasets written before it).
-
-    Column 0 holds the sample's ``target_ids`` but for two question kinds whose targets are only
-    named: a relation question marks its subject when the answer is yes and nothing when it is
-    no (so the mark is the relation's truth, read at the subject); a support question marks the
-    support (``target_ids`` lists the object first), the object its answer names.
+    Column 0 marks the objects the answer rests on (``answer_object_ids``), column 1 every
+    object the text names (``mentioned_ids``; the targets in datasets written before it).
 
     :return: the marks, or None for scene captions (they name every object)
     """
     if family == 'scene_caption':
         return None
-    targets = [int(i) for i in sample.get('target_ids', [])]
-    kind = sample.get('kind', '')
-    if kind == 'qa_relation':
-        targets = targets[:1] if str(sample.get('answer', '')).lower().startswith('yes') else []
-    elif kind == 'qa_support':
-        targets = targets[1:]
+    targets = answer_object_ids(sample.get('kind', ''), sample.get('target_ids', []),
+                                sample.get('answer', ''))
     index = view['index']
     marks = np.zeros((len(index), 2), np.float32)
     named = sample.get('mentioned_ids', sample.get('target_ids', []))

@@ -46,6 +46,9 @@ class EvalConfig:
     :param families: task families to run
     :param drive_timeout: simulated seconds a NavGoal may take
     :param tokens: 'world' (mesh-sampled) or 'perception' (looked around, see above)
+    :param grounding_probe: also read the policy's grounding head per episode (its own
+        spatial-transformer pass, counted in the decision time) and score it
+        (``grounding_top1``, ``qa_relation_grounding_accuracy``)
     """
 
     episodes: int = 50
@@ -55,6 +58,7 @@ class EvalConfig:
     families: tuple = FAMILIES
     drive_timeout: float = 90.0
     tokens: str = 'world'
+    grounding_probe: bool = False
 
     def __post_init__(self):
         if self.episodes < 1 or self.test_scenes < 1:
@@ -154,12 +158,15 @@ def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
         began = time.perf_counter()
         decision = policy.act(tokens, world.ego_image(width, height), task.instruction,
                               world.robot_pose, is_free=reachable_free(world),
-                              embeddings=embeddings, text_encoder=text_encoder)
+                              embeddings=embeddings, text_encoder=text_encoder,
+                              probe_grounding=config.grounding_probe)
         row.update(instruction=task.instruction, expected=task.answer, output=decision.text,
                    tokens=decision.tokens, decision_ms=round(1000 * (time.perf_counter() - began),
                                                              1),
                    error=decision.error, target_ids=[int(i) for i in task.target_ids],
                    object_ids=named_objects(decision.tokens, tokens))
+        if decision.grounding:
+            row.update(probe_grounding(decision.grounding, task))
         if family in ('nav', 'pick_place', 'plan'):
             message = execute(world, decision.actions, config.drive_timeout) \
                 if decision.actions else 'no action'
@@ -177,6 +184,30 @@ def named_objects(words, tokens) -> list:
     """Return the ids of the objects ``<obj_k>`` tokens name (-1 for an index out of range)."""
     indices = [int(w[len('<obj_'):-1]) for w in words if w.startswith('<obj_')]
     return [int(tokens.ids[k]) if 0 <= k < len(tokens) else -1 for k in indices]
+
+
+def probe_grounding(probabilities, task) -> dict:
+    """
+    Score the grounding head on one episode against the marks training would give the task.
+
+    :param probabilities: ``Decision.grounding`` (object id -> [P(rests on), P(named)])
+    :return: ``grounding`` (the probabilities), ``grounding_targets`` (``answer_object_ids``),
+        and ``grounding_hit``: for a relation question whether P(rests on the subject) > 0.5
+        says the answer (yes or no), else whether the top object is a target (absent when the
+        task has no target the head sees)
+    """
+    from leo_ros.train.dataset import answer_object_ids
+    targets = answer_object_ids(task.kind, task.target_ids, task.answer)
+    row = {'grounding': {str(i): p for i, p in probabilities.items()},
+           'grounding_targets': targets}
+    if task.kind == 'qa_relation':
+        subject = int(task.target_ids[0])
+        if subject in probabilities:
+            row['grounding_hit'] = (probabilities[subject][0] > 0.5) == bool(targets)
+    elif targets and task.family != 'scene_caption':
+        top = max(probabilities, key=lambda i: probabilities[i][0])
+        row['grounding_hit'] = top in targets
+    return row
 
 
 def robot_look_around(world):
@@ -202,6 +233,15 @@ def summarise(episodes) -> dict:
         if answers:
             metrics[f'{kind}_accuracy'] = round(float(np.mean(answers)), 4)
             metrics[f'{kind}_episodes'] = len(answers)
+    hits = [e['grounding_hit'] for e in episodes
+            if 'grounding_hit' in e and e.get('kind') != 'qa_relation']
+    if hits:
+        metrics['grounding_top1'] = round(float(np.mean(hits)), 4)
+        metrics['grounding_episodes'] = len(hits)
+    relations = [e['grounding_hit'] for e in questions
+                 if 'grounding_hit' in e and e.get('kind') == 'qa_relation']
+    if relations:
+        metrics['qa_relation_grounding_accuracy'] = round(float(np.mean(relations)), 4)
     latency = [e['decision_ms'] for e in episodes if 'decision_ms' in e]
     if latency:
         metrics['decision_ms_p50'] = round(float(np.median(latency)), 1)
@@ -236,6 +276,20 @@ def kind_table(metrics) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def grounding_line(metrics) -> str:
+    """Return the grounding probe's scores as a sentence ('' without a probe)."""
+    if 'grounding_top1' not in metrics and 'qa_relation_grounding_accuracy' not in metrics:
+        return ''
+    parts = []
+    if 'grounding_top1' in metrics:
+        parts.append(f'top object is a target in {metrics["grounding_top1"]:.3f} of '
+                     f'{metrics["grounding_episodes"]} episodes')
+    if 'qa_relation_grounding_accuracy' in metrics:
+        parts.append(f"P(subject) > 0.5 gives the relation question's answer in "
+                     f'{metrics["qa_relation_grounding_accuracy"]:.3f}')
+    return '\nGrounding head: ' + '; '.join(parts) + '.\n'
+
+
 def last_line(metrics) -> str:
     """Return the line scripts parse: ``nav_success= pickplace_success= qa_accuracy=``."""
     return (f'nav_success={metrics.get("nav_success", float("nan")):.3f} '
@@ -266,7 +320,8 @@ def evaluate_model(model, config: EvalConfig, out_dir, progress=True, name=None)
         f'object tokens: {config.tokens}.\n\n'
         + markdown_table([(name, metrics)]) + '\n\n'
         f'Median decision time: {metrics.get("decision_ms_p50", float("nan"))} ms; '
-        f'skipped (no valid task): {metrics["skipped"]}.\n' + kind_table(metrics))
+        f'skipped (no valid task): {metrics["skipped"]}.\n' + kind_table(metrics)
+        + grounding_line(metrics))
     plot_results([(name, {k: v for k, v in metrics.items() if k in
                           {m for m, _ in METRICS.values()}})],
                  out_dir / 'eval.png', f'leo-eval ({name})')

@@ -600,7 +600,7 @@ class LeoTrainedPolicy(nn.Module):
 
     @torch.no_grad()
     def act(self, tokens, image=None, instruction='', agent_pose=(0.0, 0.0, 0.0), situation='',
-            is_free=None, embeddings=None, text_encoder=None) -> Decision:
+            is_free=None, embeddings=None, text_encoder=None, probe_grounding=False) -> Decision:
         """
         Decide: text, or actions decoded into the fixed frame.
 
@@ -613,6 +613,8 @@ class LeoTrainedPolicy(nn.Module):
         :param is_free: optional ``f(x, y) -> bool`` (map / costmap) for grounded NavGoals
         :param embeddings: (K, E) object-encoder embeddings, if already computed
         :param text_encoder: an ``InstructionEncoder`` (default: the model's own)
+        :param probe_grounding: also fill ``Decision.grounding`` from the grounding head (one
+            more spatial-transformer pass; nothing without a head)
         """
         self.eval()
         batch, keep = self.prepare(tokens, image, instruction, agent_pose,
@@ -624,7 +626,22 @@ class LeoTrainedPolicy(nn.Module):
                  for w in words]
         decision = self.decode_words(words, tokens, agent_pose, is_free)
         decision.token_ids = list(ids)
+        if probe_grounding and self.grounding is not None:
+            decision.grounding = self.grounding_probabilities(
+                batch, [int(tokens.ids[k]) for k in keep])
         return decision
+
+    @torch.no_grad()
+    def grounding_probabilities(self, batch, object_ids) -> dict:
+        """
+        Read the grounding head on a one-sample batch (the training loss's view, at run time).
+
+        :param object_ids: the scene id of each of the batch's K objects
+        :return: object id -> [P(the answer rests on it), P(the text names it)]
+        """
+        logits = self.grounding(self.encode_objects(batch)).float()[0]  # (K, 2)
+        probabilities = torch.sigmoid(logits).tolist()
+        return {int(i): [round(p, 4) for p in row] for i, row in zip(object_ids, probabilities)}
 
     def decode_words(self, words, tokens, agent_pose, is_free=None) -> Decision:
         """Split generated tokens into text and actions; decode actions into the fixed frame."""
