@@ -229,7 +229,7 @@ def test_grounding_probe_reads_the_head_per_scene_object():
     batch, keep = policy.prepare(scene, None, 'go', pose, FakeEncoder())
     assert [int(scene.ids[k]) for k in keep] == [21, 7]
     with torch.no_grad():
-        expected = torch.sigmoid(policy.grounding(policy.encode_objects(batch)))[0]  # (3, 2)
+        expected = torch.sigmoid(policy.grounding(policy.encode_objects(batch)))[0]  # (2, 2)
     for row, k in enumerate(keep):
         np.testing.assert_allclose(decision.grounding[int(scene.ids[k])], expected[row].numpy(),
                                    atol=1e-4)
