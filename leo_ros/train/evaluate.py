@@ -46,8 +46,8 @@ class EvalConfig:
     :param families: task families to run
     :param drive_timeout: simulated seconds a NavGoal may take
     :param tokens: 'world' (mesh-sampled) or 'perception' (looked around, see above)
-    :param grounding_probe: also read the policy's grounding head per episode (its own
-        spatial-transformer pass, counted in the decision time) and score it
+    :param grounding_probe: also read the policy's grounding head per episode (one linear
+        layer on the object tokens decoding used) and score it
         (``grounding_top1``, ``qa_relation_grounding_accuracy``)
     """
 

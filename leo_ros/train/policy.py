@@ -480,7 +480,7 @@ class LeoTrainedPolicy(nn.Module):
         return grammar
 
     @torch.no_grad()
-    def generate(self, batch, max_tokens=None):
+    def generate(self, batch, max_tokens=None, objects=None):
         """
         Greedy decoding with a KV cache and the action grammar (one sample).
 
@@ -488,10 +488,12 @@ class LeoTrainedPolicy(nn.Module):
         tokenizer's allowed codes per position); payload tokens cannot appear elsewhere. The
         object tokens of one grounded action are distinct.
 
+        :param objects: (1, K, W) ``encode_objects(batch)``, if already computed
         :return: generated unified ids (list, without eos)
         """
         max_tokens = max_tokens or self.config.max_answer_tokens
-        objects = self.encode_objects(batch)
+        if objects is None:
+            objects = self.encode_objects(batch)
         objects_llm = self.object_proj(objects)
         prefix, prefix_mask = self._prefix(batch, objects)
         count = int(batch['object_mask'][0].sum())
@@ -613,13 +615,14 @@ class LeoTrainedPolicy(nn.Module):
         :param is_free: optional ``f(x, y) -> bool`` (map / costmap) for grounded NavGoals
         :param embeddings: (K, E) object-encoder embeddings, if already computed
         :param text_encoder: an ``InstructionEncoder`` (default: the model's own)
-        :param probe_grounding: also fill ``Decision.grounding`` from the grounding head (one
-            more spatial-transformer pass; nothing without a head)
+        :param probe_grounding: also fill ``Decision.grounding`` from the grounding head (read
+            on the object tokens decoding used; nothing without a head)
         """
         self.eval()
         batch, keep = self.prepare(tokens, image, instruction, agent_pose,
                                    text_encoder or self.text_encoder(), embeddings)
-        ids = self.generate(batch)
+        objects = self.encode_objects(batch)                             # (1, K, W)
+        ids = self.generate(batch, objects=objects)
         words = self.ids_to_tokens(ids)
         # Pointer k names the k-th kept object: map back to the scene's own order.
         words = [object_token(int(keep[object_index(w)])) if w.startswith('<obj_') else w
@@ -628,18 +631,19 @@ class LeoTrainedPolicy(nn.Module):
         decision.token_ids = list(ids)
         if probe_grounding and self.grounding is not None:
             decision.grounding = self.grounding_probabilities(
-                batch, [int(tokens.ids[k]) for k in keep])
+                objects, [int(tokens.ids[k]) for k in keep])
         return decision
 
     @torch.no_grad()
-    def grounding_probabilities(self, batch, object_ids) -> dict:
+    def grounding_probabilities(self, objects, object_ids) -> dict:
         """
-        Read the grounding head on a one-sample batch (the training loss's view, at run time).
+        Read the grounding head on one sample's object tokens (the training loss's view).
 
-        :param object_ids: the scene id of each of the batch's K objects
+        :param objects: (1, K, W) spatial-transformer object tokens (``encode_objects``)
+        :param object_ids: the scene id of each of the K objects
         :return: object id -> [P(the answer rests on it), P(the text names it)]
         """
-        logits = self.grounding(self.encode_objects(batch)).float()[0]  # (K, 2)
+        logits = self.grounding(objects).float()[0]                      # (K, 2)
         probabilities = torch.sigmoid(logits).tolist()
         return {int(i): [round(p, 4) for p in row] for i, row in zip(object_ids, probabilities)}
 
