@@ -19,7 +19,7 @@ TOY = ['--set', 'data.train_scenes=3', '--set', 'data.val_scenes=1',
        '--set', 'data.observed_situations=1', '--set', 'data.observed_views=4',
        '--set', 'classifier.steps=3', '--set', 'classifier.batch_size=16',
        '--set', 'policy.width=32', '--set', 'policy.llm_hidden=32', '--set', 'policy.llm_layers=1',
-       '--set', 'policy.llm_intermediate=64', '--set', 'policy.spatial_layers=1',
+       '--set', 'policy.llm_intermediate=64', '--set', 'policy.spatial_layers=2',
        '--set', 'stage1.batch_size=4', '--set', 'stage2.batch_size=4',
        '--set', 'stage1.steps=2', '--set', 'stage2.steps=3',
        '--set', 'stage1.checkpoint_every=1', '--set', 'stage2.checkpoint_every=1',
@@ -41,6 +41,7 @@ def test_outputs_and_formats(trained):
     assert meta['training']['stage2']['llm'] == 'lora' and meta['policy']['lora']
     assert meta['policy']['pair_values']  # config/train_default.yaml turns them on
     assert meta['policy']['grounding_loss'] > 0  # ... and the grounding loss
+    assert meta['policy']['named_geometry']  # ... and the named objects' geometry
     for name in ('policy.safetensors', 'answer_tokenizer.json', 'classifier.safetensors',
                  'grounded.json'):
         assert (model / name).is_file()

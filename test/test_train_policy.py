@@ -1,17 +1,20 @@
 """The trained policy's parts: features, pair geometry, masking, decoding grammar, save/load."""
 
 import math
+from pathlib import Path
 
 from leo_ros.actions.grounded import GroundedTokenizer
 from leo_ros.actions.types import NavGoal, PickPlace
 from leo_ros.scene_tokens import SceneTokens
+from leo_ros.train.ablation import variant_config, VARIANTS
 from leo_ros.train.classifier import ClassifierConfig, ObjectClassifier
-from leo_ros.train.dataset import answer_object_ids, collate, Example, grounding_of
+from leo_ros.train.dataset import (answer_object_ids, collate, Example, grounding_of,
+                                   subject_of)
 from leo_ros.train.features import (action_from_robot_frame, action_to_robot_frame,
                                     from_robot_frame, to_robot_frame)
 from leo_ros.train.pipeline import TrainConfig
-from leo_ros.train.policy import (action_vocabulary, LeoTrainedPolicy, pair_values,
-                                  pairwise_features, PolicyConfig)
+from leo_ros.train.policy import (action_vocabulary, LeoTrainedPolicy, named_geometry,
+                                  pair_values, pairwise_features, PolicyConfig)
 from leo_ros.train.text import AnswerVocabulary, join_words, split_words, token_f1
 from leo_ros.train.trainer import load_optimizer, lr_factor, save_optimizer, StageConfig
 import numpy as np
@@ -171,6 +174,105 @@ def test_pair_values_start_as_leo_and_learn(tmp_path):
     loaded = LeoTrainedPolicy.load(tmp_path / 'model')
     assert loaded.config.pair_values
     assert torch.equal(moved, loaded(batch)['loss'])
+
+
+def test_named_geometry_says_where_the_other_named_objects_are():
+    # A at the origin and B 1 m to its left are named; C, 2 m ahead, is not (nor is padding)
+    centers = torch.tensor([[[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [2.0, 0.0, 0.0],
+                             [9.0, 9.0, 9.0]]])
+    sizes = torch.tensor([[[0.1, 0.1, 0.1], [0.4, 0.1, 0.1], [0.1, 0.1, 0.1], [5.0, 5.0, 5.0]]])
+    named = torch.tensor([[1.0, 1.0, 0.0, 1.0]])
+    mask = torch.tensor([[True, True, True, False]])
+    features = named_geometry(centers, sizes, named, mask)
+    assert features.shape == (1, 4, 6)
+    shrink = 1 / (1 + 1e-3)  # the mean's guard against no other named object
+    # A reads B: to the left (+y), four times longer, four times the volume
+    torch.testing.assert_close(features[0, 0], torch.tensor(
+        [0.0, shrink, 0.0, math.log(4) * shrink, math.log(4) * shrink, 1.0]))
+    # B reads A: everything flips
+    torch.testing.assert_close(features[0, 1, :5], -features[0, 0, :5])
+    # C reads the mean of A and B (weight 2); an object named alone reads nothing
+    torch.testing.assert_close(features[0, 2, :2], torch.tensor([-2.0, 0.5]) * 2 / 2.001)
+    assert features[0, 2, 5] == 2.0
+    alone = named_geometry(centers, sizes, torch.tensor([[1.0, 0.0, 0.0, 0.0]]), mask)
+    assert torch.count_nonzero(alone[0, 0]) == 0
+
+
+def test_named_geometry_starts_as_the_policy_without_it_and_learns(tmp_path):
+    options = {'grounding_loss': 0.5, 'spatial_layers': 2}
+    policy = make_policy(named_geometry=True, **options)
+    examples = [make_example(policy, objects=4, seed=1), make_example(policy, objects=3, seed=2)]
+    examples[0].grounding = np.array([[1, 1], [0, 1], [0, 0], [0, 0]], np.float32)
+    examples[1].grounding = np.array([[0, 0], [0, 0], [1, 1]], np.float32)
+    batch = collate(examples, policy.vocabulary.pad)
+    plain = make_policy(**options)
+    plain.load_state_dict(policy.state_dict(), strict=False)
+    out = policy(batch)
+    # zero-initialised input: the same answer and grounding losses as without it
+    torch.testing.assert_close(out['loss'], plain(batch)['loss'])
+    torch.testing.assert_close(out['grounding_loss'], plain(batch)['grounding_loss'])
+    # the early head is scored on the named marks (second column) of real, marked objects
+    early = policy._encode(batch)[1][..., 0]                              # (2, 4)
+    rows = torch.cat([early[0], early[1, :3]])
+    named = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(rows, named)
+    torch.testing.assert_close(out['auxiliary'], 0.5 * (out['grounding_loss'] + expected))
+    out['auxiliary'].backward()
+    assert policy.early_named[1].weight.grad.abs().sum() > 0
+    assert policy.named_in.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        policy.named_in.weight.normal_()
+    moved = policy(batch)['loss']
+    assert not torch.equal(moved, plain(batch)['loss'])
+    policy.save(tmp_path / 'model')
+    loaded = LeoTrainedPolicy.load(tmp_path / 'model')
+    assert loaded.config.named_geometry
+    assert torch.equal(moved, loaded(batch)['loss'])
+
+
+def test_subject_head_points_at_what_the_text_is_about(tmp_path):
+    options = {'grounding_loss': 0.5, 'spatial_layers': 2, 'named_geometry': True}
+    policy = make_policy(subject_head=True, **options)
+    examples = [make_example(policy, objects=4, seed=1), make_example(policy, objects=3, seed=2)]
+    examples[0].grounding = np.array([[1, 1], [0, 1], [0, 0], [0, 0]], np.float32)
+    examples[1].grounding = np.array([[0, 0], [0, 0], [1, 1]], np.float32)
+    examples[0].subject = 1  # the second example has none (a count, a size question)
+    batch = collate(examples, policy.vocabulary.pad)
+    assert batch['subject'].tolist() == [1, -1]
+    out = policy(batch)
+    early = policy._encode(batch)[1]                                      # (2, 4, 2)
+    rows = torch.cat([early[0, :, 0], early[1, :3, 0]])
+    named = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+    expected = out['grounding_loss'] \
+        + torch.nn.functional.binary_cross_entropy_with_logits(rows, named) \
+        + torch.nn.functional.cross_entropy(early[:1, :, 1], torch.tensor([1]))
+    torch.testing.assert_close(out['auxiliary'], 0.5 * expected)
+    # the subject's probability enters the tokens (its input column starts at zero) ...
+    out['auxiliary'].backward()
+    assert policy.named_in.weight.grad[:, -1].abs().sum() > 0
+    # ... and the head learns to point at it
+    optimizer = torch.optim.Adam(policy.parameters(), lr=0.01)
+    policy.train()
+    for _ in range(40):
+        optimizer.zero_grad()
+        policy(batch)['auxiliary'].backward()
+        optimizer.step()
+    policy.eval()
+    assert int(policy._encode(batch)[1][0, :, 1].argmax()) == 1
+    policy.save(tmp_path / 'model')
+    assert LeoTrainedPolicy.load(tmp_path / 'model').config.subject_head
+
+
+@pytest.mark.parametrize('sample, family, expected', [
+    ({'kind': 'qa_relation', 'target_ids': [12, 10]}, 'qa', 2),   # the subject, not the anchor
+    ({'kind': 'pick_place', 'target_ids': [11, 12]}, 'pick_place', 1),
+    ({'kind': 'object_caption', 'target_ids': [10]}, 'refer', 0),
+    ({'kind': 'qa_size', 'target_ids': [12]}, 'qa', -1),          # the winner is no subject
+    ({'kind': 'qa_count', 'target_ids': [10, 11]}, 'qa', -1),
+    ({'kind': 'nav', 'target_ids': [99]}, 'nav', -1),             # not in the view
+])
+def test_subject_of(sample, family, expected):
+    assert subject_of(sample, family, {'index': {10: 0, 11: 1, 12: 2}}) == expected
 
 
 def test_grounding_marks_follow_the_view():
@@ -411,6 +513,10 @@ def test_optimizer_state_round_trip(tmp_path):
     ({'policy': {'width': 30, 'spatial_heads': 4}}, 'width'),
     ({'policy': {'location': 'fourier'}}, 'location'),
     ({'policy': {'grounding_loss': -0.5}}, 'grounding_loss'),
+    ({'policy': {'named_geometry': True, 'grounding_loss': 0.0}}, 'grounding_loss > 0'),
+    ({'policy': {'named_geometry': True, 'grounding_loss': 0.5, 'spatial_layers': 1}},
+     'spatial_layers >= 2'),
+    ({'policy': {'named_geometry': False, 'subject_head': True}}, 'subject_head needs'),
     ({'data': {'refer_phrasings': ['no slot']}}, 'refer_phrasings'),
     ({'data': {'observed_situations': 5}}, 'observed_situations'),
     ({'data': {'observed_fraction': 1.5}}, 'observed_fraction'),
@@ -476,3 +582,12 @@ def test_out_of_reach_pick_place_starts_with_an_approach():
             successes += bool(world.task_success(task))
     assert trials >= 5 and approached >= 3
     assert successes / trials >= 0.7
+
+
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+def test_every_ablation_variant_of_the_shipped_configuration_is_valid(variant):
+    base = TrainConfig.load(Path(__file__).resolve().parents[1] / 'config' / 'train_default.yaml')
+    changed = variant_config(base, VARIANTS[variant])  # the config checks run on the copy
+    if variant == 'no_grounding_loss':  # the early named head trains on the grounding marks
+        assert changed.policy.grounding_loss == 0 and not changed.policy.named_geometry
+        assert not changed.policy.subject_head

@@ -51,7 +51,7 @@ def build_parser():
     parser.add_argument('--ablations', nargs='*', metavar='VARIANT',
                         help='train and evaluate ablation variants (default: all of '
                              'default, no_stage1, no_pairwise, no_pair_values, '
-                             'no_grounding_loss, bins, rvq)')
+                             'no_grounding_loss, no_named_geometry, bins, rvq)')
     parser.add_argument('--classifier', help='ablations: share this pretrained object encoder '
                                              '(a directory with classifier.json)')
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')

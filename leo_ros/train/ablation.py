@@ -8,7 +8,10 @@ Variants change one thing of the base configuration:
 - ``no_pairwise``: no pairwise geometry in the spatial transformer (neither LEO's attention
   bias nor the relative geometry in the values);
 - ``no_pair_values``: LEO's attention bias only (``policy.pair_values`` off);
-- ``no_grounding_loss``: no auxiliary grounding loss (``policy.grounding_loss`` 0);
+- ``no_grounding_loss``: no auxiliary grounding loss (``policy.grounding_loss`` 0, and so no
+  ``named_geometry`` and ``subject_head``, whose early head it trains);
+- ``no_named_geometry``: object tokens do not get where the other named objects lie, nor
+  which one the text is about (``policy.named_geometry`` and ``policy.subject_head`` off);
 - ``bins``: uniform-bin coordinate tokens (robot frame) instead of grounded tokens;
 - ``rvq``: residual-VQ coordinate tokens fitted on the expert demonstrations.
 
@@ -31,7 +34,9 @@ VARIANTS = {
     'no_stage1': {'skip_stage1': True},
     'no_pairwise': {'policy.pairwise_geometry': False},
     'no_pair_values': {'policy.pair_values': False},
-    'no_grounding_loss': {'policy.grounding_loss': 0.0},
+    'no_grounding_loss': {'policy.grounding_loss': 0.0, 'policy.named_geometry': False,
+                          'policy.subject_head': False},
+    'no_named_geometry': {'policy.named_geometry': False, 'policy.subject_head': False},
     'bins': {'policy.action_mode': 'bins'},
     'rvq': {'policy.action_mode': 'rvq'},
 }

@@ -13,7 +13,8 @@ answer ids. Targets by family:
 Every example but scene captions also says which of its object tokens the answer rests on
 (``target_ids``: a size question's winner, the counted objects, an action's objects) and which
 the text names (``mentioned_ids``: also anchors and a size question's loser), for the policy's
-grounding loss.
+grounding loss, and, where the text is about one object (a relation's subject, the object to
+fetch), which one that is (``subject_of``).
 
 The payload is ``<obj_k>`` tokens (grounded) or coordinate tokens of the expert's action in the
 robot frame (bins / rvq).
@@ -49,6 +50,7 @@ class Example:
     answer: np.ndarray        # (A,) unified ids, eos last
     family: str = ''
     grounding: np.ndarray = None  # (K, 2) 1 for the answer's targets / the named objects
+    subject: int = -1             # row of the object the text is about, -1 for none
 
 
 def collate(examples, pad_id) -> dict:
@@ -58,7 +60,8 @@ def collate(examples, pad_id) -> dict:
     :return: dict of ``objects`` (B, K, F), ``centers``/``sizes`` (B, K, 3), ``object_mask``
         (B, K), ``text`` (B, T, 384), ``text_mask`` (B, T), ``text_pooled`` (B, 384), ``image``
         (B, 3, H, W) or absent, ``answer`` (B, A), ``answer_mask`` (B, A), ``grounding``
-        (B, K, 2) and ``grounding_mask`` (B,): whether an example says which objects it rests on
+        (B, K, 2) and ``grounding_mask`` (B,): whether an example says which objects it rests on,
+        ``subject`` (B,): the row of the object the text is about, -1 for none
     """
     size = len(examples)
     objects = max(max(len(e.objects) for e in examples), 1)
@@ -77,6 +80,7 @@ def collate(examples, pad_id) -> dict:
         'answer_mask': torch.zeros(size, answers, dtype=torch.bool),
         'grounding': torch.zeros(size, objects, 2),
         'grounding_mask': torch.zeros(size, dtype=torch.bool),
+        'subject': torch.tensor([e.subject for e in examples], dtype=torch.long),
     }
     for row, example in enumerate(examples):
         count = len(example.objects)
@@ -221,6 +225,21 @@ def answer_object_ids(kind, target_ids, answer) -> list:
     return targets
 
 
+#: kinds whose first target is the object the text is about: the subject of "is the mug left
+#: of the box", the object to fetch, the object described (size questions list their winner,
+#: counts the counted objects: no subject)
+SUBJECT_KINDS = ('object_caption', 'qa_category', 'qa_color', 'qa_support', 'qa_relation',
+                 'nav', 'pick_place', 'plan')
+
+
+def subject_of(sample, family, view) -> int:
+    """Return the view's row of the object the text is about, or -1 (none or not seen)."""
+    targets = sample.get('target_ids', [])
+    if not targets or sample.get('kind', family) not in SUBJECT_KINDS:
+        return -1
+    return view['index'].get(int(targets[0]), -1)
+
+
 def grounding_of(sample, family, view) -> np.ndarray:
     """
     Return (K, 2) marks of the view's objects for the policy's grounding loss.
@@ -301,5 +320,6 @@ def build_examples(records, scenes: SceneCache, text_encoder, vocabulary, action
                                 sizes=np.asarray(view['tokens'].sizes, np.float32),
                                 text=states, text_pooled=pooled, image=image,
                                 answer=np.asarray(ids, np.int64), family=family,
-                                grounding=grounding_of(sample, family, view)))
+                                grounding=grounding_of(sample, family, view),
+                                subject=subject_of(sample, family, view)))
     return examples

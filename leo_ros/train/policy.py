@@ -64,6 +64,17 @@ class PolicyConfig:
         question's winner, the counted objects, an action's objects) and whether the instruction
         names it (anchors too), as ScanQA's object localisation loss does; the comparison is
         then made where the pairwise geometry is, and the LM reads its result; 0 = off (LEO)
+    :param named_geometry: after the first spatial layer an early head says which objects the
+        instruction names (trained on the grounding loss's second column), and every object
+        token gets where the *other* named objects lie relative to it (offsets in the robot
+        frame, the log ratios of largest extent and volume: ``named_geometry``), so that "is A
+        left of B" and "is A or B larger" become a sign in A's token instead of an attention
+        search for B (needs ``grounding_loss`` > 0)
+    :param subject_head: the early head also points at the object the text is about (softmax
+        over objects, cross-entropy on the sample's subject: the relation's subject, the object
+        to fetch), and every token gets that probability beside ``named_geometry``: A's and B's
+        tokens then differ in which one is asked about, which "is A left of B" turns on and
+        the grounding marks never say when the answer is no (needs ``named_geometry``)
     :param location: how an object's box enters every spatial layer: 'linear' (one linear map
         of centre and extents [m]) or 'mlp' (a two-layer MLP of centre and log extents, so that
         size comparisons are ratios and small objects' differences are not drowned)
@@ -96,6 +107,8 @@ class PolicyConfig:
     object_readout: bool = False
     pair_values: bool = False
     grounding_loss: float = 0.0
+    named_geometry: bool = False
+    subject_head: bool = False
     location: str = 'linear'
     use_image: bool = True
     image_size: tuple = (32, 24)
@@ -128,6 +141,15 @@ class PolicyConfig:
         if not self.grounding_loss >= 0:
             raise ValueError(f'PolicyConfig.grounding_loss must be >= 0, '
                              f'got {self.grounding_loss}')
+        if self.named_geometry and not self.grounding_loss > 0:
+            raise ValueError('PolicyConfig.named_geometry needs grounding_loss > 0 (its head is '
+                             f'trained on the named marks), got {self.grounding_loss}')
+        if self.named_geometry and self.spatial_layers < 2:
+            raise ValueError('PolicyConfig.named_geometry needs spatial_layers >= 2 (it enters '
+                             f'after the first), got {self.spatial_layers}')
+        if self.subject_head and not self.named_geometry:
+            raise ValueError('PolicyConfig.subject_head needs named_geometry (it extends its '
+                             'early head), got named_geometry=False')
         if self.location not in LOCATIONS:
             raise ValueError(f'PolicyConfig.location must be one of {LOCATIONS}, '
                              f'got {self.location!r}')
@@ -177,6 +199,36 @@ def pair_values(centers, sizes) -> torch.Tensor:
     return torch.cat([delta, delta.norm(dim=-1, keepdim=True),
                       delta[..., :2].norm(dim=-1, keepdim=True), ratios, volume.clamp(min=0),
                       (-volume).clamp(min=0)], dim=-1)
+
+
+#: features of ``named_geometry``
+NAMED_GEOMETRY_FEATURES = 6
+
+
+def named_geometry(centers, sizes, named, mask) -> torch.Tensor:
+    """
+    Return where the other named objects lie relative to each object.
+
+    For object i the features are the ``named``-weighted means over the other real objects j
+    of c_j - c_i (robot frame, [m]), log(largest extent_j / largest extent_i) and
+    log(volume_j / volume_i), followed by the weight of the other named objects (their
+    summed probability, capped at 2): with A and B named, A reads B's offset and size ratio.
+
+    :param centers: (B, K, 3) [m]
+    :param sizes: (B, K, 3) extents [m]
+    :param named: (B, K) probability that the instruction names the object
+    :param mask: (B, K) True for real objects
+    :return: (B, K, 6)
+    """
+    log_sizes = torch.log(sizes.clamp(min=0.01))                        # (B, K, 3)
+    per_object = torch.cat([centers, log_sizes.amax(dim=-1, keepdim=True),
+                            log_sizes.sum(dim=-1, keepdim=True)], dim=-1)  # (B, K, 5)
+    delta = per_object[:, None, :, :] - per_object[:, :, None, :]     # (B, K, K, 5): j - i
+    others = (named * mask)[:, None, :].expand(-1, named.shape[1], -1)  # (B, K, K)
+    others = others * (1 - torch.eye(named.shape[1], device=named.device))
+    weight = others.sum(dim=-1, keepdim=True)                           # (B, K, 1)
+    mean = torch.einsum('bij,bijf->bif', others, delta) / (weight + 1e-3)
+    return torch.cat([mean, weight.clamp(max=2)], dim=-1)
 
 
 class SpatialLayer(nn.Module):
@@ -322,6 +374,15 @@ class LeoTrainedPolicy(nn.Module):
         self.pointer_key = nn.Linear(width, width)
         # (target, named) logits per object token; training only
         self.grounding = nn.Linear(width, 2) if config.grounding_loss > 0 else None
+        if config.named_geometry:
+            # named (and subject) logits after the first layer
+            early = 2 if config.subject_head else 1
+            self.early_named = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, early))
+            self.named_in = nn.Linear(NAMED_GEOMETRY_FEATURES + early - 1, width)
+            nn.init.zeros_(self.named_in.weight)      # starts as the policy without it
+            nn.init.zeros_(self.named_in.bias)
+        else:
+            self.early_named = None
         if config.lora:
             self.add_lora()
 
@@ -347,6 +408,14 @@ class LeoTrainedPolicy(nn.Module):
     # ---- forward
     def encode_objects(self, batch):
         """Return (B, K, W) spatial-transformer object tokens."""
+        return self._encode(batch)[0]
+
+    def _encode(self, batch):
+        """
+        Return (B, K, W) object tokens and the early logits (B, K, C) or None.
+
+        C is 1 (named) or 2 (named, subject: ``subject_head``).
+        """
         x = self.object_in(batch['objects'])                            # (B, K, W)
         if self.guide is not None:
             gamma, beta = self.guide(batch['text_pooled']).chunk(2, dim=-1)
@@ -361,9 +430,19 @@ class LeoTrainedPolicy(nn.Module):
         if self.spatial[0].pair_value is not None:  # the layers decide (needs pairwise too)
             values = pair_values(batch['centers'], batch['sizes'])      # (B, K, K, 10)
         text = self.text_to_objects(batch['text']) if self.text_to_objects is not None else None
-        for layer in self.spatial:
+        early = None
+        for number, layer in enumerate(self.spatial):
+            if number == 1 and self.early_named is not None:
+                early = self.early_named(x)                               # (B, K, C)
+                mask = batch['object_mask']
+                named = torch.sigmoid(early[..., 0].float())                # (B, K)
+                features = [named_geometry(batch['centers'], batch['sizes'], named, mask)]
+                if self.config.subject_head:
+                    subject = early[..., 1].float().masked_fill(~mask, NEG).softmax(-1)
+                    features.append(subject[..., None])                     # (B, K, 1)
+                x = x + self.named_in(torch.cat(features, dim=-1).to(x.dtype))
             x = layer(x, location, pair, batch['object_mask'], text, batch['text_mask'], values)
-        return self.spatial_norm(x)
+        return self.spatial_norm(x), early
 
     def _prefix(self, batch, objects):
         """Return the prefix (B, L, D) and its mask (B, L): image, robot, count, objects, text."""
@@ -418,7 +497,7 @@ class LeoTrainedPolicy(nn.Module):
             answers of their mean token loss), ``correct`` and ``count`` (answer tokens) and
             ``exact`` (B,): whether every answer token is right (teacher forced)
         """
-        objects = self.encode_objects(batch)
+        objects, early = self._encode(batch)
         objects_llm = self.object_proj(objects)
         prefix, prefix_mask = self._prefix(batch, objects)
         answer = batch['answer']                                         # (B, A) incl. eos
@@ -443,16 +522,20 @@ class LeoTrainedPolicy(nn.Module):
         out = {'loss': loss, 'sample_loss': sample_loss, 'correct': hits[target_mask].sum(),
                'count': target_mask.sum(), 'exact': exact}
         if self.grounding is not None and 'grounding' in batch:
-            out.update(self._grounding_loss(objects, batch))
+            out.update(self._grounding_loss(objects, batch, early))
         return out
 
-    def _grounding_loss(self, objects, batch) -> dict:
+    def _grounding_loss(self, objects, batch, early=None) -> dict:
         """
         Score (B, K, W) object tokens against the batch's grounding marks.
 
+        :param early: (B, K, C) early logits (``named_geometry``): the named ones are scored
+            against the named marks, the subject ones (``subject_head``) by cross-entropy over
+            the objects against ``batch['subject']`` where there is one; both are added to
+            ``auxiliary``
         :return: ``auxiliary`` (weighted, to add to the answer loss), ``grounding_loss``
-            (binary cross-entropy per mark), ``grounding_hits`` / ``grounding_count``: examples
-            with targets whose highest-scored object is one of them
+            (binary cross-entropy per mark, final head), ``grounding_hits`` /
+            ``grounding_count``: examples with targets whose highest-scored object is one of them
         """
         logits = self.grounding(objects).float()                         # (B, K, 2)
         marks = batch['grounding']                                       # (B, K, 2)
@@ -463,7 +546,18 @@ class LeoTrainedPolicy(nn.Module):
         best = scores.argmax(dim=1, keepdim=True)                        # (B, 1)
         has_target = batch['grounding_mask'] & (marks[..., 0].sum(dim=1) > 0)  # (B,)
         hit = marks[..., 0].gather(1, best)[:, 0] > 0                    # (B,)
-        return {'auxiliary': self.config.grounding_loss * grounding, 'grounding_loss': grounding,
+        auxiliary = grounding
+        if early is not None:
+            early_bce = nn.functional.binary_cross_entropy_with_logits(
+                early[..., 0].float(), marks[..., 1], reduction='none')     # (B, K)
+            auxiliary = auxiliary + (early_bce * weight).sum() / weight.sum().clamp(min=1)
+            subject = batch.get('subject')
+            if early.shape[-1] > 1 and subject is not None and (subject >= 0).any():
+                rows = subject >= 0                                          # (B,)
+                logits = early[rows][..., 1].float().masked_fill(
+                    ~batch['object_mask'][rows], NEG)                       # (S, K)
+                auxiliary = auxiliary + nn.functional.cross_entropy(logits, subject[rows])
+        return {'auxiliary': self.config.grounding_loss * auxiliary, 'grounding_loss': grounding,
                 'grounding_hits': (hit & has_target).sum(), 'grounding_count': has_target.sum()}
 
     # ---- generation
