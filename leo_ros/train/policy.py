@@ -5,7 +5,9 @@ Object tokens (frozen pretrained object encoder + colour + robot-frame box) pass
 transformer with LEO's pairwise geometry (distance, dz/d, dxy/d, dy/dxy, dx/dxy entering
 attention as log(sigmoid(w . pair + b)), w and b predicted per query and head; optionally the
 attended objects' relative geometry in the values too) and a location embedding at every
-layer; the instruction's pooled MiniLM vector modulates them (text guidance). A causal
+layer; the instruction's pooled MiniLM vector modulates them (text guidance); optionally, after
+the first layer, each token gets where the other objects the instruction names lie and whether
+it is the one the text is about (``named_geometry``, ``subject_head``). A causal
 LLaMA-architecture LM (transformers) reads ``[image] [robot] [objects] [instruction] <bos>``
 as input embeddings and writes the answer: words from a word-level vocabulary, action markers,
 and either object-pointer tokens (``<obj_k>``, logits = query . object token: the grounding
@@ -554,9 +556,10 @@ class LeoTrainedPolicy(nn.Module):
             subject = batch.get('subject')
             if early.shape[-1] > 1 and subject is not None and (subject >= 0).any():
                 rows = subject >= 0                                          # (B,)
-                logits = early[rows][..., 1].float().masked_fill(
+                subject_logits = early[rows][..., 1].float().masked_fill(
                     ~batch['object_mask'][rows], NEG)                       # (S, K)
-                auxiliary = auxiliary + nn.functional.cross_entropy(logits, subject[rows])
+                auxiliary = auxiliary + nn.functional.cross_entropy(subject_logits,
+                                                                    subject[rows])
         return {'auxiliary': self.config.grounding_loss * auxiliary, 'grounding_loss': grounding,
                 'grounding_hits': (hit & has_target).sum(), 'grounding_count': has_target.sum()}
 
