@@ -54,6 +54,35 @@ def make_example(policy, objects=3, answer=(4, 5), seed=0):
                    answer=np.array(list(answer) + [policy.vocabulary.eos]))
 
 
+def marked_examples(policy, count=2):
+    """Return examples of 4, 3 (and 2) objects; the first two carry grounding marks."""
+    examples = [make_example(policy, objects=4 - k, seed=k + 1) for k in range(count)]
+    examples[0].grounding = np.array([[1, 1], [0, 1], [0, 0], [0, 0]], np.float32)
+    examples[1].grounding = np.array([[0, 0], [0, 0], [1, 1]], np.float32)
+    return examples
+
+
+def train_auxiliary(policy, batch, steps):
+    """Train on the auxiliary loss alone (Adam), then return the policy in eval mode."""
+    optimizer = torch.optim.Adam(policy.parameters(), lr=0.01)
+    policy.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        policy(batch)['auxiliary'].backward()
+        optimizer.step()
+    return policy.eval()
+
+
+def assert_moves_and_reloads(policy, plain, batch, tmp_path, switch):
+    """Check the (perturbed) addition changes the loss and a saved policy keeps it."""
+    moved = policy(batch)['loss']
+    assert not torch.equal(moved, plain(batch)['loss'])
+    policy.save(tmp_path / 'model')
+    loaded = LeoTrainedPolicy.load(tmp_path / 'model')
+    assert getattr(loaded.config, switch)
+    assert torch.equal(moved, loaded(batch)['loss'])
+
+
 @pytest.mark.parametrize('pose', [(0.0, 0.0, 0.0), (1.5, -2.0, 0.7), (3.0, 4.0, -2.9)])
 def test_robot_frame_round_trip(pose):
     points = np.array([[1.0, 2.0, 0.5], [-3.0, 0.5, 1.0]], np.float32)
@@ -168,12 +197,7 @@ def test_pair_values_start_as_leo_and_learn(tmp_path):
     with torch.no_grad():
         for layer in policy.spatial:
             layer.pair_value.normal_()
-    moved = policy(batch)['loss']
-    assert not torch.equal(moved, plain(batch)['loss'])
-    policy.save(tmp_path / 'model')
-    loaded = LeoTrainedPolicy.load(tmp_path / 'model')
-    assert loaded.config.pair_values
-    assert torch.equal(moved, loaded(batch)['loss'])
+    assert_moves_and_reloads(policy, plain, batch, tmp_path, 'pair_values')
 
 
 def test_named_geometry_says_where_the_other_named_objects_are():
@@ -201,9 +225,7 @@ def test_named_geometry_says_where_the_other_named_objects_are():
 def test_named_geometry_starts_as_the_policy_without_it_and_learns(tmp_path):
     options = {'grounding_loss': 0.5, 'spatial_layers': 2}
     policy = make_policy(named_geometry=True, **options)
-    examples = [make_example(policy, objects=4, seed=1), make_example(policy, objects=3, seed=2)]
-    examples[0].grounding = np.array([[1, 1], [0, 1], [0, 0], [0, 0]], np.float32)
-    examples[1].grounding = np.array([[0, 0], [0, 0], [1, 1]], np.float32)
+    examples = marked_examples(policy)
     batch = collate(examples, policy.vocabulary.pad)
     plain = make_policy(**options)
     plain.load_state_dict(policy.state_dict(), strict=False)
@@ -222,20 +244,13 @@ def test_named_geometry_starts_as_the_policy_without_it_and_learns(tmp_path):
     assert policy.named_in.weight.grad.abs().sum() > 0
     with torch.no_grad():
         policy.named_in.weight.normal_()
-    moved = policy(batch)['loss']
-    assert not torch.equal(moved, plain(batch)['loss'])
-    policy.save(tmp_path / 'model')
-    loaded = LeoTrainedPolicy.load(tmp_path / 'model')
-    assert loaded.config.named_geometry
-    assert torch.equal(moved, loaded(batch)['loss'])
+    assert_moves_and_reloads(policy, plain, batch, tmp_path, 'named_geometry')
 
 
 def test_subject_head_points_at_what_the_text_is_about(tmp_path):
     options = {'grounding_loss': 0.5, 'spatial_layers': 2, 'named_geometry': True}
     policy = make_policy(subject_head=True, **options)
-    examples = [make_example(policy, objects=4, seed=1), make_example(policy, objects=3, seed=2)]
-    examples[0].grounding = np.array([[1, 1], [0, 1], [0, 0], [0, 0]], np.float32)
-    examples[1].grounding = np.array([[0, 0], [0, 0], [1, 1]], np.float32)
+    examples = marked_examples(policy)
     examples[0].subject = 1  # the second example has none (a count, a size question)
     batch = collate(examples, policy.vocabulary.pad)
     assert batch['subject'].tolist() == [1, -1]
@@ -251,13 +266,7 @@ def test_subject_head_points_at_what_the_text_is_about(tmp_path):
     out['auxiliary'].backward()
     assert policy.named_in.weight.grad[:, -1].abs().sum() > 0
     # ... and the head learns to point at it
-    optimizer = torch.optim.Adam(policy.parameters(), lr=0.01)
-    policy.train()
-    for _ in range(40):
-        optimizer.zero_grad()
-        policy(batch)['auxiliary'].backward()
-        optimizer.step()
-    policy.eval()
+    train_auxiliary(policy, batch, 40)
     assert int(policy._encode(batch)[1][0, :, 1].argmax()) == 1
     policy.save(tmp_path / 'model')
     assert LeoTrainedPolicy.load(tmp_path / 'model').config.subject_head
@@ -343,10 +352,7 @@ def test_grounding_probe_reads_the_head_per_scene_object():
 
 def test_grounding_loss_reads_marked_rows_only_and_learns(tmp_path):
     policy = make_policy(grounding_loss=0.5)
-    examples = [make_example(policy, objects=4, seed=1), make_example(policy, objects=3, seed=2),
-                make_example(policy, objects=2, seed=3)]
-    examples[0].grounding = np.array([[1, 1], [0, 1], [0, 0], [0, 0]], np.float32)
-    examples[1].grounding = np.array([[0, 0], [0, 0], [1, 1]], np.float32)
+    examples = marked_examples(policy, count=3)
     batch = collate(examples, policy.vocabulary.pad)   # the third example carries no marks
     assert batch['grounding'].shape == (3, 4, 2)
     assert batch['grounding_mask'].tolist() == [True, True, False]
@@ -366,13 +372,7 @@ def test_grounding_loss_reads_marked_rows_only_and_learns(tmp_path):
     # the auxiliary loss alone trains the spatial transformer
     out['auxiliary'].backward()
     assert policy.spatial[0].qkv.weight.grad.abs().sum() > 0
-    optimizer = torch.optim.Adam(policy.parameters(), lr=0.01)
-    policy.train()
-    for _ in range(60):
-        optimizer.zero_grad()
-        policy(batch)['auxiliary'].backward()
-        optimizer.step()
-    policy.eval()
+    train_auxiliary(policy, batch, 60)
     learned = policy(batch)
     assert learned['grounding_loss'] < 0.2 * out['grounding_loss']
     assert int(learned['grounding_hits']) == int(learned['grounding_count']) == 2
