@@ -542,19 +542,16 @@ class LeoTrainedPolicy(nn.Module):
         logits = self.grounding(objects).float()                         # (B, K, 2)
         marks = batch['grounding']                                       # (B, K, 2)
         weight = (batch['object_mask'] & batch['grounding_mask'][:, None]).float()  # (B, K)
-        bce = nn.functional.binary_cross_entropy_with_logits(logits, marks, reduction='none')
-        grounding = (bce * weight[..., None]).sum() / (2 * weight.sum()).clamp(min=1)
+        grounding = _masked_bce(logits, marks, weight[..., None])
         scores = logits[..., 0].masked_fill(~batch['object_mask'], float('-inf'))  # (B, K)
         best = scores.argmax(dim=1, keepdim=True)                        # (B, 1)
         has_target = batch['grounding_mask'] & (marks[..., 0].sum(dim=1) > 0)  # (B,)
         hit = marks[..., 0].gather(1, best)[:, 0] > 0                    # (B,)
         auxiliary = grounding
         if early is not None:
-            early_bce = nn.functional.binary_cross_entropy_with_logits(
-                early[..., 0].float(), marks[..., 1], reduction='none')     # (B, K)
-            auxiliary = auxiliary + (early_bce * weight).sum() / weight.sum().clamp(min=1)
-            subject = batch.get('subject')
-            if early.shape[-1] > 1 and subject is not None and (subject >= 0).any():
+            auxiliary = auxiliary + _masked_bce(early[..., 0].float(), marks[..., 1], weight)
+            subject = batch['subject']                                       # (B,), -1: none
+            if self.config.subject_head and (subject >= 0).any():
                 rows = subject >= 0                                          # (B,)
                 subject_logits = early[rows][..., 1].float().masked_fill(
                     ~batch['object_mask'][rows], NEG)                       # (S, K)
@@ -882,6 +879,13 @@ def resize_image(image, size) -> np.ndarray:
     rows = (np.arange(height) * image.shape[0] / height).astype(int)
     cols = (np.arange(width) * image.shape[1] / width).astype(int)
     return image[rows][:, cols]
+
+
+def _masked_bce(logits, marks, weight) -> torch.Tensor:
+    """Binary cross-entropy of logits against marks, averaged with ``weight`` (broadcast)."""
+    weight = weight.expand_as(logits)
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, marks, reduction='none')
+    return (bce * weight).sum() / weight.sum().clamp(min=1)
 
 
 def _object_scores(query, keys, object_mask) -> torch.Tensor:
