@@ -154,6 +154,9 @@ def listener(ros_context):
 
     def keep(key):
         def callback(msg):
+            if key == 'diagnostics' and not any('scene tokenizer' in status.name
+                                                for status in msg.status):
+                return              # another node's (the lifecycle manager's)
             with lock:
                 received[key] = (received[key] + [msg])[-20:]
         return callback
@@ -195,6 +198,12 @@ def check_objects(msg, boxes, tolerance):
     assert len({o.id for o in msg.objects}) == len(boxes)
 
 
+def _activate(spawn):
+    """Bring the (lifecycle) perception_node to active, as leo-agent and the launch file do."""
+    spawn([sys.executable, '-m', 'leo_ros.nodes.lifecycle_manager', '--ros-args', '-p',
+           "node_names:=['perception_node']"], name='leo_lifecycle_manager')
+
+
 @pytest.mark.parametrize('source,mode', [('mosd', 'points'), ('render', 'depth')])
 def test_node_publishes_objects_from_a_publisher_process(tmp_path, spawn, listener, source,
                                                          mode):
@@ -204,6 +213,7 @@ def test_node_publishes_objects_from_a_publisher_process(tmp_path, spawn, listen
     if source == 'render':
         argv += ['-p', 'min_object_points:=100']
     node = spawn(argv, name='perception_node')
+    _activate(spawn)
     spawn([sys.executable, '-c', PUBLISHER, str(path), mode], name='publisher')
     # Frames that arrive before the first camera/pose stay in the camera frame (and say so).
     assert wait_until(lambda: (listener('objects') is not None
@@ -242,6 +252,7 @@ def test_node_survives_bad_input_and_keeps_publishing(tmp_path, spawn, listener)
     path, boxes = scene_file(tmp_path, 'render')
     node = spawn([sys.executable, '-m', 'leo_ros.nodes.perception_node', '--ros-args', '-p',
                   'min_object_points:=100', '-p', 'max_points:=5000000'], name='perception_node')
+    _activate(spawn)
     spawn([sys.executable, '-c', PUBLISHER, str(path), 'bad'], name='publisher')
 
     def bad_frames():
@@ -275,6 +286,7 @@ def resident_mib(pid):
 def test_node_memory_stays_bounded_under_a_flood_of_frames(tmp_path, spawn, listener):
     path, boxes = scene_file(tmp_path, 'mosd')
     node = spawn([sys.executable, '-m', 'leo_ros.nodes.perception_node'], name='perception_node')
+    _activate(spawn)
     spawn([sys.executable, '-c', PUBLISHER, str(path), 'flood'], name='publisher')
 
     def values():
@@ -299,6 +311,7 @@ def test_node_depth_input_survives_bad_encodings_and_camera_info(tmp_path, spawn
     path, boxes = scene_file(tmp_path, 'render')
     node = spawn([sys.executable, '-m', 'leo_ros.nodes.perception_node', '--ros-args', '-p',
                   'input:=depth', '-p', 'min_object_points:=100'], name='perception_node')
+    _activate(spawn)
     spawn([sys.executable, '-c', PUBLISHER, str(path), 'depth-bad'], name='publisher')
 
     def bad_frames():

@@ -1,6 +1,8 @@
 """PCD reading, leo-segment and leo-bench segmentation on files written here (no ROS)."""
 
-from leo_ros.perception import bench
+import json
+
+from leo_ros.perception import bench, scoring
 from leo_ros.perception.pcd import read_pcd
 from leo_ros.perception.segmentation import segment, SegmentationConfig
 from leo_ros.tools import segment as segment_tool
@@ -58,7 +60,9 @@ def test_leo_segment_writes_labels_in_file_order(tmp_path, encoding, organized):
     labels = np.load(out / 'scene.npy')
     assert labels.shape == (xyz.shape[0] * xyz.shape[1],) and labels.dtype == np.int32
     assert (out / 'scene.png').stat().st_size > 1000
-    expected = segment(xyz if organized else xyz.reshape(-1, 3), SegmentationConfig())
+    rgb = np.broadcast_to(np.array([200 / 255, 0.0, 0.0], np.float32), xyz.shape)
+    expected = segment(xyz if organized else xyz.reshape(-1, 3), SegmentationConfig(),
+                       rgb=rgb if organized else rgb.reshape(-1, 3))
     np.testing.assert_array_equal(labels, expected.labels.reshape(-1))
     hits, truths, predicted, _ = bench.match_objects(labels, np.where(truth >= 0, truth + 20, 1)
                                                      .reshape(-1))
@@ -105,8 +109,96 @@ def test_params_file_and_docs_cover_every_node_parameter():
     root = Path(__file__).resolve().parents[1]
     params = yaml.safe_load((root / 'config' / 'perception.yaml').read_text())
     values = params['perception_node']['ros__parameters']
-    assert values == {name: default for name, (default, _) in PARAMETERS.items()}
+    assert values == {name: spec.default for name, spec in PARAMETERS.items()}
     docs = (root / 'docs' / 'perception.md').read_text()
-    for name, (_, description) in PARAMETERS.items():
+    for name, spec in PARAMETERS.items():
         assert f'| `{name}` |' in docs, name
-        assert description
+        assert spec.description
+
+
+def test_bench_synthetic_reports_kinds_writes_pngs_and_pcds(tmp_path, capsys):
+    out = tmp_path / 'pngs'
+    written = tmp_path / 'scenes'
+    assert bench.main(['--synthetic', '2', '--repeats', '1', '--no-baseline', '--png-dir',
+                       str(out), '--write', str(written)]) == 0
+    text = capsys.readouterr().out
+    lines = text.strip().splitlines()
+    assert any(line.startswith('touching ') for line in lines)
+    assert any(line.startswith('stacked ') for line in lines)
+    values = dict(pair.split('=') for pair in lines[-1].split())
+    assert 0.0 < float(values['recall']) <= 1.0 and values['speedup'] == 'nan'
+    pngs = sorted(p.name for p in out.glob('*.png'))
+    assert pngs == ['clutter000_touching.png', 'clutter001_stacked.png']
+    assert all((out / name).stat().st_size > 10000 for name in pngs)
+    # The written scenes read back with their kinds from manifest.json and the same labels.
+    manifest = json.loads((written / 'manifest.json').read_text())
+    assert manifest == {'clutter000_touching.pcd': 'touching',
+                        'clutter001_stacked.pcd': 'stacked'}
+    again = bench.load_files(written)
+    generated = bench.synthetic_scenes(2)
+    for read, made in zip(again, generated):
+        assert read.kind == made.kind and read.organized
+        np.testing.assert_array_equal(read.truth, made.truth)
+        np.testing.assert_allclose(read.xyz, made.xyz, atol=1e-6, equal_nan=True)
+
+
+def test_bench_reports_kinds_from_a_manifest(tmp_path, capsys):
+    for seed, kind in ((0, 'pile'), (1, 'row')):
+        xyz, truth = render(seed=seed)
+        write_pcd(tmp_path / f'scene{seed}.pcd', xyz, truth, 'binary')
+    (tmp_path / 'manifest.json').write_text(json.dumps({'scene0.pcd': 'pile', 'scene1': 'row'}))
+    assert bench.main([str(tmp_path), '--repeats', '1', '--no-baseline']) == 0
+    kinds = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+             if line.split() and line.split()[0] in ('pile', 'row', 'all')]
+    assert kinds == ['pile', 'row', 'all']
+
+
+def test_bench_bad_inputs(capsys):
+    assert bench.main(['--bad-input', '--repeats', '1']) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    rows = {line[:14].strip(): line.split() for line in out[1:-1]}
+    assert set(rows) == {'all NaN', 'empty', 'unorganized', 'one plane', '45 % NaN',
+                         '200 objects'}
+    assert rows['all NaN'][-3:-1] == ['0', '0'] and rows['empty'][-3:-1] == ['0', '0']
+    assert rows['one plane'][-3] == '0'
+    assert rows['200 objects'][-3] == '60' and int(rows['200 objects'][-2]) >= 50
+    assert int(rows['45 % NaN'][-3]) >= 8
+    assert out[-1].startswith('all_NaN_ms=')
+
+
+def test_bench_needs_something_to_score(tmp_path):
+    assert bench.main([]) == 2
+    assert bench.main([str(tmp_path), '--repeats', '0']) == 2
+
+
+@pytest.mark.parametrize('name,kind', [('learn0.pcd', 'boxes'), ('learn20.pcd', 'stacked boxes'),
+                                       ('learn30.pcd', 'occluded'), ('learn44', 'cylinders'),
+                                       ('test50.pcd', 'mixed'), ('test60.pcd', 'cluttered'),
+                                       ('clutter012_leaning.pcd', 'leaning'), ('other.pcd', '')])
+def test_scene_kinds_from_names(name, kind):
+    assert scoring.scene_kind(name) == kind
+    assert scoring.scene_kind(name, {name: 'from manifest'}) == 'from manifest'
+
+
+def test_bad_manifest_is_an_error(tmp_path):
+    (tmp_path / 'manifest.json').write_text('{not json')
+    with pytest.raises(ValueError, match='manifest.json'):
+        scoring.read_manifest(tmp_path)
+
+
+def test_diagnose_names_merged_split_and_missed_objects():
+    truth = np.array([20] * 4 + [30] * 4 + [40] * 6 + [50] * 4 + [1] * 4)
+    predicted = np.array([0] * 8 + [1, 1, 2, 2, 3, 3] + [-1] * 4 + [0, 0, -2, -2])
+    found = scoring.diagnose(predicted, truth)
+    assert list(found['true_ids']) == [20, 30, 40, 50]
+    assert list(found['status']) == ['merged', 'merged', 'split', 'missed']
+    assert list(found['merging']) == [True, False, False, False]
+    assert list(scoring.diagnose(np.array([0] * 4), np.array([20] * 4))['status']) == ['hit']
+
+
+def test_predictions_on_ignored_parts_are_not_counted():
+    truth = np.array([20, 20, 20, 20, 10, 10, 10, 1])
+    predicted = np.array([0, 0, 0, 0, 1, 1, 1, -2])
+    assert bench.match_objects(predicted, truth)[:3] == (1, 1, 1)
+    predicted[3:7] = 1                      # half on the object, half on the ignored part
+    assert bench.match_objects(predicted, truth)[:3] == (1, 1, 1)

@@ -8,9 +8,10 @@ keep the newest frame; a worker thread segments it (leo_ros.perception) and publ
 and id per object, colour fixed per id), ``/leo/segmented_points`` (PointCloud2 coloured by
 object) and ``/diagnostics``.
 
-The fixed frame comes from tf2 when tf2_ros is installed, else from ``camera/pose``
-(PoseStamped: the cloud's frame in the fixed frame); without either, objects stay in the cloud's
-frame and diagnostics say so. Parameters: docs/perception.md.
+The cloud's pose in the fixed frame comes from TF (leo_ros.ros.tf: tf2_ros where installed, a
+small fallback elsewhere), else from a ``camera/pose`` topic (PoseStamped: the cloud's frame in
+the fixed frame); without either, objects stay in the cloud's frame and diagnostics say so.
+Parameters: docs/perception.md.
 """
 
 from dataclasses import replace
@@ -22,62 +23,85 @@ from leo_ros.perception.memory import SceneMemoryConfig
 from leo_ros.perception.pipeline import (label_cloud_colors, PerceptionConfig,
                                          PerceptionPipeline, stable_colors)
 from leo_ros.perception.segmentation import SegmentationConfig
+from leo_ros.ros.parameters import Spec
 import numpy as np
 
-#: ROS parameter -> (default, description). Segmentation and memory parameters map onto
-#: SegmentationConfig / SceneMemoryConfig fields of the same name (memory ones after 'memory_').
+#: ROS parameter -> Spec (default, description, limits, read-only). Segmentation and memory
+#: parameters map onto SegmentationConfig / SceneMemoryConfig fields of the same name (memory
+#: ones after 'memory_'). Segmentation thresholds, pose_max_age, max_points and
+#: publish_debug_cloud change live; the rest shapes the node and is read-only.
 PARAMETERS = {
-    'input': ('points', "'points': subscribe camera/points (PointCloud2); 'depth': "
-              'camera/depth + camera/camera_info (+ camera/image for colour)'),
-    'fixed_frame': ('map', 'frame the scene memory is kept in (REP-105)'),
-    'use_memory': (True, 'merge objects over frames with stable ids (false: current frame only)'),
-    'use_color': (True, 'depth input: colour points from camera/image when its size matches'),
-    'pose_max_age': (1.0, 'camera/pose older than this relative to the cloud is ignored [s]; '
-                     '0 accepts any age'),
-    'points_per_object': (1024, 'points sampled per object for the object encoder (LEO: 1024)'),
-    'max_points': (4000000, 'clouds with more points are refused and counted as bad input'),
-    'publish_debug_cloud': (True, 'publish /leo/segmented_points, the cloud coloured by object'),
-    'diagnostics_period': (1.0, 'seconds between /diagnostics messages'),
-    'instance_field': ('', 'PointCloud2 field with per-point instance ids (> 0 object, 0 '
-                       'support, < 0 none) to use instead of geometric segmentation, e.g. '
-                       "'instance' from sim_node or an upstream instance segmenter; '' = "
-                       'segment by geometry'),
-    'classifier_path': ('', 'object category classifier (classifier.json + '
-                        "classifier.safetensors): a directory, '' for the default model's, "
-                        "'none' for no labels"),
-    'plane_distance': (SegmentationConfig.plane_distance,
-                       'support plane inlier distance at 1 m, grows with range^2 [m]'),
-    'plane_min_extent': (SegmentationConfig.plane_min_extent,
-                         'a support plane spans at least this in both directions [m]'),
-    'plane_min_fraction': (SegmentationConfig.plane_min_fraction,
-                           'a support plane holds at least this fraction of the valid points'),
-    'max_planes': (SegmentationConfig.max_planes, 'support planes searched per frame'),
-    'neighbor_distance': (SegmentationConfig.neighbor_distance,
-                          'largest step between neighbouring pixels of one surface at 1 m, '
-                          'grows with range [m]'),
-    'concave_angle_deg': (SegmentationConfig.concave_angle_deg,
-                          'cut surfaces where their normals turn inwards by more than this '
-                          '[deg]'),
-    'normal_step': (SegmentationConfig.normal_step, 'half-width of the normal stencil [pixels]'),
-    'stride': (SegmentationConfig.stride, 'organized clouds: segment every stride-th pixel, '
-               'then label all points'),
-    'min_object_points': (SegmentationConfig.min_object_points,
-                          'smaller clusters are not objects [points]'),
-    'max_objects': (SegmentationConfig.max_objects, 'objects per frame, largest first (LEO: 60)'),
-    'voxel_size': (SegmentationConfig.voxel_size, 'unorganized clouds: voxel grid [m]'),
-    'cluster_distance': (SegmentationConfig.cluster_distance,
-                         'unorganized clouds: voxels closer than this are one object [m]'),
-    'max_range': (SegmentationConfig.max_range, 'points farther than this are ignored [m]'),
-    'memory_voxel_size': (SceneMemoryConfig.voxel_size, 'scene memory overlap grid [m]'),
-    'memory_merge_overlap': (SceneMemoryConfig.merge_overlap,
-                             'join a tracked object when this fraction of the voxels of the '
-                             'smaller one is shared'),
-    'memory_max_points_per_object': (SceneMemoryConfig.max_points_per_object,
-                                     'points kept per remembered object'),
-    'memory_max_objects': (SceneMemoryConfig.max_objects,
-                           'remembered objects; the least recently seen go first'),
-    'memory_forget_after': (SceneMemoryConfig.forget_after,
-                            'forget objects unseen for this long [s]; 0 never'),
+    'input': Spec('points', "'points': subscribe camera/points (PointCloud2); 'depth': "
+                  'camera/depth + camera/camera_info (+ camera/image for colour)',
+                  choices=('points', 'depth'), read_only=True),
+    'fixed_frame': Spec('map', 'frame the scene memory is kept in (REP-105)', read_only=True),
+    'use_memory': Spec(True, 'merge objects over frames with stable ids (false: current frame '
+                       'only)', read_only=True),
+    'use_color': Spec(True, 'depth input: colour points from camera/image when its size '
+                      'matches', read_only=True),
+    'pose_max_age': Spec(1.0, 'camera/pose older than this relative to the cloud is ignored '
+                         '[s]; 0 accepts any age', 0.0, 3600.0),
+    'points_per_object': Spec(1024, 'points sampled per object for the object encoder (LEO: '
+                              '1024)', 16, 16384, read_only=True),
+    'max_points': Spec(4000000, 'clouds with more points are refused and counted as bad input',
+                       1, 100000000),
+    'publish_debug_cloud': Spec(True, 'publish /leo/segmented_points, the cloud coloured by '
+                                'object'),
+    'diagnostics_period': Spec(1.0, 'seconds between /diagnostics messages', 0.05, 60.0,
+                               read_only=True),
+    'instance_field': Spec('', 'PointCloud2 field with per-point instance ids (> 0 object, 0 '
+                           'support, < 0 none) to use instead of geometric segmentation, e.g. '
+                           "'instance' from sim_node or an upstream instance segmenter; '' = "
+                           'segment by geometry', read_only=True),
+    'classifier_path': Spec('', 'object category classifier (classifier.json + '
+                            "classifier.safetensors): a directory, '' for the default model's, "
+                            "'none' for no labels", read_only=True),
+    'plane_distance': Spec(SegmentationConfig.plane_distance,
+                           'support plane inlier distance at 1 m, grows with range^2 [m]',
+                           1e-4, 1.0),
+    'plane_min_extent': Spec(SegmentationConfig.plane_min_extent,
+                             'a support plane spans at least this in both directions [m]',
+                             0.01, 100.0),
+    'plane_min_fraction': Spec(SegmentationConfig.plane_min_fraction,
+                               'a support plane holds at least this fraction of the valid '
+                               'points', 0.0, 1.0),
+    'max_planes': Spec(SegmentationConfig.max_planes, 'support planes searched per frame', 0,
+                       20),
+    'neighbor_distance': Spec(SegmentationConfig.neighbor_distance,
+                              'largest step between neighbouring pixels of one surface at 1 m, '
+                              'grows with range [m]', 1e-4, 1.0),
+    'concave_angle_deg': Spec(SegmentationConfig.concave_angle_deg,
+                              'cut surfaces where their normals turn inwards by more than this '
+                              '[deg]', 0.0, 180.0),
+    'normal_step': Spec(SegmentationConfig.normal_step, 'half-width of the normal stencil '
+                        '[pixels]', 1, 50),
+    'stride': Spec(SegmentationConfig.stride, 'organized clouds: segment every stride-th pixel, '
+                   'then label all points', 1, 64),
+    'min_object_points': Spec(SegmentationConfig.min_object_points,
+                              'smaller clusters are not objects [points]', 1, 10000000),
+    'max_objects': Spec(SegmentationConfig.max_objects, 'objects per frame, largest first (LEO: '
+                        '60)', 1, 1000),
+    'voxel_size': Spec(SegmentationConfig.voxel_size, 'unorganized clouds: voxel grid [m]',
+                       1e-4, 1.0),
+    'cluster_distance': Spec(SegmentationConfig.cluster_distance,
+                             'unorganized clouds: voxels closer than this are one object [m]',
+                             1e-4, 10.0),
+    'max_range': Spec(SegmentationConfig.max_range, 'points farther than this are ignored [m]',
+                      0.1, 1000.0),
+    'memory_voxel_size': Spec(SceneMemoryConfig.voxel_size, 'scene memory overlap grid [m]',
+                              1e-3, 1.0, read_only=True),
+    'memory_merge_overlap': Spec(SceneMemoryConfig.merge_overlap,
+                                 'join a tracked object when this fraction of the voxels of '
+                                 'the smaller one is shared', 0.01, 1.0, read_only=True),
+    'memory_max_points_per_object': Spec(SceneMemoryConfig.max_points_per_object,
+                                         'points kept per remembered object', 16, 10000000,
+                                         read_only=True),
+    'memory_max_objects': Spec(SceneMemoryConfig.max_objects,
+                               'remembered objects; the least recently seen go first', 1,
+                               10000, read_only=True),
+    'memory_forget_after': Spec(SceneMemoryConfig.forget_after,
+                                'forget objects unseen for this long [s]; 0 never', 0.0,
+                                1000000.0, read_only=True),
 }
 SEGMENTATION_FIELDS = ('plane_distance', 'plane_min_extent', 'plane_min_fraction', 'max_planes',
                        'neighbor_distance', 'concave_angle_deg', 'normal_step', 'stride',
@@ -86,14 +110,9 @@ SEGMENTATION_FIELDS = ('plane_distance', 'plane_min_extent', 'plane_min_fraction
 
 
 def declare_config(node):
-    """Declare every parameter with its description; return (settings dict, PerceptionConfig)."""
-    from rcl_interfaces.msg import ParameterDescriptor
-    values = {}
-    for name, (default, description) in PARAMETERS.items():
-        # dynamic typing: '-p plane_distance:=1' (an int) is fine; the configs check values.
-        values[name] = node.declare_parameter(
-            name, default, ParameterDescriptor(description=description,
-                                               dynamic_typing=True)).value
+    """Declare every parameter (descriptions, limits); return (settings dict, PerceptionConfig)."""
+    from leo_ros.ros.parameters import declare
+    values = declare(node, PARAMETERS)
     if values['input'] not in ('points', 'depth'):
         raise ValueError(f"parameter input must be 'points' or 'depth', got {values['input']!r}")
     segmentation = replace(SegmentationConfig(),
@@ -113,7 +132,8 @@ class PerceptionNode:
     """
     The ROS adapter around :class:`~leo_ros.perception.pipeline.PerceptionPipeline`.
 
-    :param node: an rclpy Node
+    :param node: an rclpy Node or LifecycleNode (a plain Node is configured and activated at
+        once; a LifecycleNode waits for its lifecycle manager)
     :param classify: optional ``classify(tokens) -> (labels, confidences)`` (see the pipeline)
     """
 
@@ -128,10 +148,9 @@ class PerceptionNode:
 
         self.node = node
         self.settings, config = declare_config(node)
-        self.classifier_status = 'given' if classify is not None else 'none'
-        if classify is None and self.settings['classifier_path'] != 'none':
-            classify = self._load_classifier(self.settings['classifier_path'])
+        self.classifier_status = 'given' if classify is not None else 'not loaded yet'
         self.pipeline = PerceptionPipeline(config, classify=classify)
+        self.lifecycle = 'unconfigured'   # frames are processed and published when 'active'
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -159,10 +178,11 @@ class PerceptionNode:
             if self.settings['use_color']:
                 node.create_subscription(Image, 'camera/image', self.on_image, sensor,
                                          callback_group=group)
-        self.tf_buffer = self._make_tf_buffer()
-        if self.tf_buffer is None:
-            node.create_subscription(PoseStamped, 'camera/pose', self.on_pose, 10,
-                                     callback_group=group)
+        self.transforms = self._make_transforms()
+        # Without a transform through TF, a camera/pose topic (the cloud frame's pose in the
+        # fixed frame) is used when one is published.
+        node.create_subscription(PoseStamped, 'camera/pose', self.on_pose, 10,
+                                 callback_group=group)
         # Relative names: /leo/... without a namespace, /<ns>/leo/... with one.
         self.objects_pub = node.create_publisher(SceneObjects, 'leo/scene_objects', 10)
         self.markers_pub = node.create_publisher(MarkerArray, 'leo/scene_markers', 10)
@@ -171,20 +191,80 @@ class PerceptionNode:
         self.reset_requested = False
         node.create_service(Trigger, 'leo/reset_scene', self.on_reset_scene,
                             callback_group=group)
+        self._subscribe_world_reset(group)
         self.diagnostics_pub = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         node.create_timer(float(self.settings['diagnostics_period']), self.publish_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.worker = threading.Thread(target=self.run_worker, name='perception', daemon=True)
         self.worker.start()
+        from leo_ros.ros.parameters import warn_undeclared
+        node.add_on_set_parameters_callback(self._on_set_parameters)
+        warn_undeclared(node, PARAMETERS)
+        if not hasattr(node, 'trigger_configure'):     # a plain Node: no lifecycle manager
+            self.configure()
+            self.activate()
+
+    # --- lifecycle (rclpy.lifecycle; leo_ros.ros.node_runner wires these) ------------------
+
+    def configure(self):
+        """Load the object classifier (the perception model); frames wait for activate."""
+        if self.pipeline.classify is None and self.settings['classifier_path'] != 'none':
+            self.pipeline.classify = self._load_classifier(self.settings['classifier_path'])
+        elif self.settings['classifier_path'] == 'none':
+            self.classifier_status = 'none'
+        self.lifecycle = 'inactive'
+        return True
+
+    def activate(self):
+        """Start processing and publishing frames."""
+        self.lifecycle = 'active'
+        return True
+
+    def deactivate(self):
+        """Stop processing and publishing (frames that arrive are dropped)."""
+        self.lifecycle = 'inactive'
+        return True
+
+    def cleanup(self):
+        """Forget the scene and the classifier."""
+        self.pipeline.classify = None
+        self.classifier_status = 'released (lifecycle cleanup)'
+        with self.lock:
+            self.reset_requested = True
+        self.wake.set()
+        self.lifecycle = 'unconfigured'
+        return True
+
+    def shutdown(self):
+        self.lifecycle = 'finalized'
+        return True
+
+    def _on_set_parameters(self, parameters):
+        """Apply live changes (segmentation thresholds, limits) in one assignment, or reject."""
+        from leo_ros.ros.parameters import live_update
+
+        def build(changes):
+            config = self.pipeline.config
+            segmentation = replace(config.segmentation, **{
+                k: v for k, v in changes.items() if k in SEGMENTATION_FIELDS})
+            config = replace(config, segmentation=segmentation,
+                             max_points=changes.get('max_points', config.max_points))
+            return config, changes
+
+        result, built = live_update(PARAMETERS, parameters, build)
+        if built is not None:
+            self.pipeline.config, changes = built    # process() reads the config once per frame
+            self.settings.update(changes)
+        return result
 
     def _load_classifier(self, path):
         """Return the classifier's ``classify`` (labels per tracked object), or None."""
         from pathlib import Path
         try:
-            from leo_ros.train.classifier import ObjectClassifier
-            from leo_ros.train.default_model import default_model_path
+            from leo_ros.model.object_encoder import ObjectEncoder
+            from leo_ros.model.loading import default_model_path
             directory = Path(path) if path else default_model_path()
-            model = ObjectClassifier.load(directory)
+            model = ObjectEncoder.load(directory)
         except Exception as error:   # no labels is better than no perception
             self.classifier_status = f'not loaded: {type(error).__name__}: {error}'
             self.node.get_logger().warning(
@@ -197,6 +277,11 @@ class PerceptionNode:
     # --- callbacks: store the newest input only -------------------------------------------
 
     def _enqueue(self, frame):
+        from leo_ros.ros.conversions import stamp_to_seconds
+        reset = self.reset_stamp
+        if reset is not None and stamp_to_seconds(frame[1].header.stamp) < reset:
+            self.refused.add('before_world_reset', 'frame stamped before the world reset')
+            return
         with self.lock:
             self.stats['received'] += 1
             if self.pending is not None:
@@ -224,6 +309,27 @@ class PerceptionNode:
         with self.lock:
             self.pose = msg
 
+    def _subscribe_world_reset(self, group):
+        """Clear the memory on leo/world_reset (sim_node's /sim/reset); count refusals."""
+        from leo_ros.ros.validation import RefusalCounter
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import Header
+        self.refused = RefusalCounter()       # refused frames by reason (diagnostics)
+        self.reset_stamp = None               # frames stamped before it are of an old world
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self.node.create_subscription(Header, 'leo/world_reset', self.on_world_reset, latched,
+                                      callback_group=group)
+
+    def on_world_reset(self, msg):
+        """Forget the scene of a world that was reset; drop frames stamped before it."""
+        from leo_ros.ros.conversions import stamp_to_seconds
+        self.reset_stamp = stamp_to_seconds(msg.stamp)
+        with self.lock:
+            self.reset_requested = True
+            self.pending = None
+        self.wake.set()
+
     def on_reset_scene(self, request, response):
         """Forget the remembered scene (the world changed); the worker clears it."""
         with self.lock:
@@ -248,6 +354,11 @@ class PerceptionNode:
             if reset:
                 self.pipeline.reset()
             if frame is None:
+                continue
+            if self.lifecycle != 'active':
+                with self.lock:
+                    self.stats['dropped'] += 1
+                    self.stats['frame_status'] = f'{self.lifecycle} (lifecycle): not processing'
                 continue
             try:
                 self.process(frame)
@@ -308,6 +419,7 @@ class PerceptionNode:
         from leo_ros.ros.conversions import (ConversionError, depth_image_to_points,
                                              depth_to_meters, EmptyCloudError,
                                              image_to_array, pointcloud2_to_xyz_rgb)
+        from leo_ros.ros.validation import check_intrinsics
         count = int(msg.width) * int(msg.height)
         if count > self.pipeline.config.max_points:
             raise ValueError(f'{count} points, more than max_points '
@@ -323,6 +435,7 @@ class PerceptionNode:
         if info is None:
             depth_to_meters(msg)   # a frame with a bad encoding is bad whatever else is missing
             raise ConversionError('camera_info', 'no camera/camera_info received yet')
+        check_intrinsics(info)          # finite K, positive focal lengths, else refused
         xyz = depth_image_to_points(msg, info)                             # (H, W, 3)
         if not np.isfinite(xyz[..., 2]).any():
             raise ValueError('no valid depth in the image')
@@ -342,58 +455,48 @@ class PerceptionNode:
         from leo_ros.ros.conversions import pose_to_matrix, stamp_to_seconds
         fixed = self.settings['fixed_frame']
         cloud_frame = msg.header.frame_id
-        if self.tf_buffer is not None:
+        if self.transforms is not None:
             matrix = self._tf_lookup(fixed, cloud_frame, msg.header.stamp)
             if matrix is not None:
-                self.stats['transform'] = f'tf2 {cloud_frame} -> {fixed}'
+                self.stats['transform'] = f'tf {cloud_frame} -> {fixed}'
                 return matrix, fixed
-        else:
-            with self.lock:
-                pose = self.pose
-            max_age = float(self.settings['pose_max_age'])
-            if pose is not None:
-                pose_time = stamp_to_seconds(pose.header.stamp)
-                age = abs(stamp_to_seconds(msg.header.stamp) - pose_time)
-                # A zero stamp means 'now' (static or unstamped poses).
-                if max_age <= 0 or pose_time == 0.0 or age <= max_age:
-                    self.stats['transform'] = f'camera/pose {cloud_frame} -> ' \
-                        f'{pose.header.frame_id or fixed}'
-                    return pose_to_matrix(pose.pose), pose.header.frame_id or fixed
+        with self.lock:
+            pose = self.pose
+        max_age = float(self.settings['pose_max_age'])
+        if pose is not None:
+            pose_time = stamp_to_seconds(pose.header.stamp)
+            age = abs(stamp_to_seconds(msg.header.stamp) - pose_time)
+            # A zero stamp means 'now' (static or unstamped poses).
+            if max_age <= 0 or pose_time == 0.0 or age <= max_age:
+                self.stats['transform'] = f'camera/pose {cloud_frame} -> ' \
+                    f'{pose.header.frame_id or fixed}'
+                return pose_to_matrix(pose.pose), pose.header.frame_id or fixed
         self.stats['transform'] = f'no transform to {fixed}: using the cloud frame ' \
             f'{cloud_frame!r}'
         return None, cloud_frame
 
-    def _make_tf_buffer(self):
+    def _make_transforms(self):
+        from leo_ros.ros.tf import Transforms
         try:
-            import tf2_ros
-        except ImportError:
+            return Transforms(self.node)
+        except ImportError as error:   # neither tf2_ros nor tf2_msgs: camera/pose only
+            self._log_once('tf', f'no TF: {error}')
             return None
-        buffer = tf2_ros.Buffer()
-        self._tf_listener = tf2_ros.TransformListener(buffer, self.node)
-        return buffer
 
     def _tf_lookup(self, target, source, stamp):
-        import rclpy.time
-        transform = None
-        # At the cloud's stamp; else the latest transform (a static or slow tf tree).
-        for when in (rclpy.time.Time.from_msg(stamp), rclpy.time.Time()):
+        from leo_ros.ros.tf import TransformUnavailable
+        # At the cloud's stamp; else the newest transform (a static or slow tf tree).
+        for when in (stamp, None):
             try:
-                transform = self.tf_buffer.lookup_transform(target, source, when)
-                break
-            except Exception:  # tf2 raises several lookup/extrapolation types
+                return self.transforms.lookup(target, source, stamp=when)
+            except TransformUnavailable:
                 continue
-        if transform is None:
-            return None
-        from geometry_msgs.msg import Pose
-        from leo_ros.ros.conversions import pose_to_matrix
-        t = transform.transform
-        pose = Pose()
-        pose.position.x, pose.position.y, pose.position.z = (t.translation.x, t.translation.y,
-                                                             t.translation.z)
-        pose.orientation = t.rotation
-        return pose_to_matrix(pose)
+        return None
 
     def _bad_input(self, kind, error):
+        reason = getattr(error, 'reason', '') or (f'{kind}_{error.field}' if hasattr(
+            error, 'field') else kind)
+        self.refused.add(reason, str(error))
         with self.lock:
             self.stats['bad'] += 1
             self.stats['frame_status'] = f'bad input: {error}'
@@ -455,6 +558,7 @@ class PerceptionNode:
 
     def publish_diagnostics(self):
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+        from leo_ros.ros.conversions import backends
         with self.lock:
             stats = dict(self.stats)
         status = DiagnosticStatus()
@@ -478,7 +582,9 @@ class PerceptionNode:
             ('processing ms (mean)', f'{stats["ms_mean"]:.1f}'),
             ('frame status', stats['frame_status']), ('transform', stats['transform']),
             ('last error', stats['last_error']), ('output frame', self.output_frame or ''),
-            ('classifier', self.classifier_status))]
+            ('classifier', self.classifier_status), ('lifecycle', self.lifecycle),
+            ('conversions', ', '.join(f'{k}: {v}' for k, v in backends().items())),
+            *((f'refused {reason}', count) for reason, count in self.refused.counts().items()))]
         array = DiagnosticArray()
         array.header.stamp = self.node.get_clock().now().to_msg()
         array.status = [status]
@@ -487,7 +593,7 @@ class PerceptionNode:
 
 def main(argv=None) -> int:
     from leo_ros.ros.node_runner import run_node
-    return run_node('perception_node', PerceptionNode, argv)
+    return run_node('perception_node', PerceptionNode, argv, lifecycle=True)
 
 
 if __name__ == '__main__':

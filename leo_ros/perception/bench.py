@@ -1,15 +1,11 @@
 """
-leo-bench segmentation DIR: object segmentation accuracy and speed on labelled PCD files.
+leo-bench segmentation: object segmentation accuracy and speed, per scene kind.
 
-Ground truth follows the mOSD layout: a ``label`` field per point, 0 invalid, 1-9 support,
->= 20 objects, every distinct label its own object (mOSD gives disjoint parts of one object
-distinct labels, and a model-free method cannot join them).
-
-Matching rule: IoU between a predicted and a ground-truth object is counted over the points of
-the frame; pairs are matched one-to-one greedily by descending IoU, and a pair with IoU >= 0.5
-is a hit (at that threshold a match is unique anyway). Recall = hits / ground-truth objects,
-precision = hits / predicted objects, mIoU = mean over ground-truth objects of the IoU of their
-match (0 when unmatched); all are pooled over the frames.
+Scenes come from labelled PCD files (``DIR``: a ``label`` field per point in the mOSD layout)
+and/or are generated (``--synthetic N``: cluttered tables of 8-20 objects rendered through the
+sensor model, :mod:`leo_ros.sim.clutter`). Ground truth and the matching rule are in
+:mod:`leo_ros.perception.scoring`. The kind of a file comes from ``DIR/manifest.json``
+(file name -> kind), an OSD file name (learn0-44, test0-65) or a ``clutterNNN_<kind>`` name.
 
 The baseline is the naive pipeline people write first: Open3D voxel grid, RANSAC plane
 removal, DBSCAN on the rest, labels carried back to the points through the voxel of each point.
@@ -18,16 +14,20 @@ Its parameters were tuned on the learn scenes (see docs/perception.md).
 
 import argparse
 from dataclasses import dataclass
+import json
+import os
 from pathlib import Path
 import sys
 import time
 
 from leo_ros.perception.pcd import read_pcd
+from leo_ros.perception.scoring import (diagnose, FIRST_OBJECT_LABEL, match_objects,
+                                        read_manifest, scene_kind, STATUSES)
 from leo_ros.perception.segmentation import segment, SegmentationConfig
 import numpy as np
 
-#: mOSD: labels at or above this are objects
-FIRST_OBJECT_LABEL = 20
+__all__ = ['BaselineConfig', 'FIRST_OBJECT_LABEL', 'Scene', 'evaluate', 'match_objects',
+           'segment_baseline', 'main']
 
 
 @dataclass
@@ -49,6 +49,23 @@ class BaselineConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f'BaselineConfig.{name} must be >= 1, '
                                  f'got {getattr(self, name)}')
+
+
+@dataclass
+class Scene:
+    """One labelled frame to score."""
+
+    name: str
+    kind: str
+    source: str                 # 'files' or 'synthetic'
+    xyz: np.ndarray             # (H, W, 3) organized or (N, 3)
+    rgb: np.ndarray             # same shape in [0, 1], or None
+    truth: np.ndarray           # (N,) int64 labels in the mOSD layout
+
+    @property
+    def organized(self) -> bool:
+        """Return whether the cloud is an image of points."""
+        return self.xyz.ndim == 3
 
 
 def segment_baseline(xyz, config=None) -> np.ndarray:
@@ -88,144 +105,174 @@ def segment_baseline(xyz, config=None) -> np.ndarray:
     return labels
 
 
-def match_objects(predicted, truth, threshold=0.5):
+def load_files(directory):
     """
-    Match predicted objects to ground-truth objects by IoU.
+    Read every ``*.pcd`` of a folder that has a ``label`` field.
 
-    :param predicted: (N,) int labels, >= 0 objects
-    :param truth: (N,) int mOSD labels, >= FIRST_OBJECT_LABEL objects
-    :return: (hits, ground-truth count, predicted count, list of per-truth IoU of the match)
+    :return: list of :class:`Scene`; a file without labels raises ValueError naming it
     """
-    predicted = np.asarray(predicted).reshape(-1)
-    truth = np.asarray(truth).reshape(-1)
-    true_ids = np.unique(truth[truth >= FIRST_OBJECT_LABEL])
-    pred_ids = np.unique(predicted[predicted >= 0])
-    if len(true_ids) == 0 or len(pred_ids) == 0:
-        return 0, len(true_ids), len(pred_ids), [0.0] * len(true_ids)
-    true_index = np.full(truth.max() + 1, -1, np.int64)
-    true_index[true_ids] = np.arange(len(true_ids))
-    pred_index = np.full(predicted.max() + 1, -1, np.int64)
-    pred_index[pred_ids] = np.arange(len(pred_ids))
-    t = np.where(truth >= FIRST_OBJECT_LABEL, true_index[np.maximum(truth, 0)], -1)
-    p = np.where(predicted >= 0, pred_index[np.maximum(predicted, 0)], -1)
-    both = (t >= 0) & (p >= 0)
-    intersection = np.zeros((len(true_ids), len(pred_ids)), np.int64)
-    np.add.at(intersection, (t[both], p[both]), 1)
-    true_sizes = np.bincount(t[t >= 0], minlength=len(true_ids))
-    pred_sizes = np.bincount(p[p >= 0], minlength=len(pred_ids))
-    iou = intersection / (true_sizes[:, None] + pred_sizes[None, :] - intersection)
-    ious = [0.0] * len(true_ids)
-    used_t, used_p = set(), set()
-    hits = 0
-    for flat in np.argsort(-iou, axis=None):
-        ti, pi = np.unravel_index(flat, iou.shape)
-        if iou[ti, pi] < threshold:
-            break
-        if ti in used_t or pi in used_p:
-            continue
-        used_t.add(ti)
-        used_p.add(pi)
-        ious[ti] = float(iou[ti, pi])
-        hits += 1
-    return hits, len(true_ids), len(pred_ids), ious
-
-
-def evaluate(files, method, repeats=1, progress=None, keep_labels=False):
-    """
-    Run ``method(cloud) -> labels (N,)`` on each file.
-
-    :param keep_labels: also return every file's labels (under 'labels')
-    :return: dict with recall, precision, miou, ms_median, ms_p90 and per-file rows
-    """
-    hits = truths = preds = 0
-    ious, times, cpu_times, rows, all_labels = [], [], [], [], []
-    for path in files:
+    manifest = read_manifest(directory)
+    scenes = []
+    for path in sorted(Path(directory).glob('*.pcd')):
         cloud = read_pcd(path)
         if 'label' not in cloud.fields:
             raise ValueError(f'{path} has no label field')
-        truth = cloud.fields['label'].astype(np.int64)
+        xyz, rgb = cloud.grid() if cloud.organized else (cloud.xyz, cloud.rgb)
+        scenes.append(Scene(path.name, scene_kind(path, manifest) or 'unknown', 'files', xyz,
+                            rgb, cloud.fields['label'].astype(np.int64)))
+    return scenes
+
+
+def synthetic_scenes(count, seed=0, sensor=True, progress=None):
+    """
+    Generate and render ``count`` cluttered scenes (seeds ``seed`` ... ``seed + count - 1``).
+
+    :param sensor: render through the depth-camera model (False: exact depth)
+    :return: list of :class:`Scene`
+    """
+    from leo_ros.sim.clutter import ClutterConfig, generate_clutter, render_clutter
+    from leo_ros.sim.sensor import SensorConfig
+
+    config = ClutterConfig(sensor=SensorConfig(enabled=bool(sensor)))
+    scenes = []
+    for number in range(seed, seed + count):
+        frame = render_clutter(generate_clutter(number, config), config)
+        scenes.append(Scene(frame.name + '.pcd', frame.kind, 'synthetic', frame.xyz, frame.rgb,
+                            frame.labels.reshape(-1).astype(np.int64)))
+        if progress is not None:
+            progress.update(1)
+    return scenes
+
+
+def write_scenes(scenes, directory):
+    """Write scenes as binary PCD files (x y z rgb label) and ``manifest.json`` (name -> kind)."""
+    import pypcd4
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for scene in scenes:
+        xyz = scene.xyz.reshape(-1, 3).astype(np.float32)
+        rgb = np.zeros((len(xyz), 3)) if scene.rgb is None else scene.rgb.reshape(-1, 3)
+        rgb8 = np.clip(np.round(rgb * 255), 0, 255).astype(np.uint32)
+        packed = (rgb8[:, 0] << 16) | (rgb8[:, 1] << 8) | rgb8[:, 2]
+        cloud = pypcd4.PointCloud.from_points(
+            [xyz[:, 0], xyz[:, 1], xyz[:, 2], packed, scene.truth.astype(np.uint32)],
+            ('x', 'y', 'z', 'rgb', 'label'),
+            (np.float32, np.float32, np.float32, np.uint32, np.uint32))
+        if scene.organized:
+            cloud.metadata.width, cloud.metadata.height = scene.xyz.shape[1], scene.xyz.shape[0]
+        cloud.save(directory / scene.name, encoding=pypcd4.Encoding('binary_compressed'))
+    manifest = {scene.name: scene.kind for scene in scenes}
+    (directory / 'manifest.json').write_text(json.dumps(manifest, indent=1) + '\n')
+
+
+def bad_inputs(seed=0):
+    """
+    Return inputs segmentation must survive: name -> (xyz, rgb or None).
+
+    All NaN, empty, unorganized (a cluttered scene's points shuffled), one plane (a table with
+    nothing on it), 45 % random NaN (a cluttered scene) and 200 objects (a grid of boxes seen
+    from above).
+    """
+    from leo_ros.sim.clutter import (ClutterConfig, empty_table, generate_clutter, object_grid,
+                                     render_clutter)
+
+    config = ClutterConfig()
+    clutter = render_clutter(generate_clutter(seed, config), config)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(clutter.xyz.shape[0] * clutter.xyz.shape[1])
+    speckled = np.array(clutter.xyz)
+    speckled[rng.random(speckled.shape[:2]) < 0.45] = np.nan
+    plane = render_clutter(empty_table(seed, config), config)
+    grid = render_clutter(object_grid(seed=seed), ClutterConfig(fov_x=70.0))
+    return {'all NaN': (np.full((480, 640, 3), np.nan, np.float32), None),
+            'empty': (np.zeros((0, 3), np.float32), None),
+            'unorganized': (clutter.xyz.reshape(-1, 3)[order], clutter.rgb.reshape(-1, 3)[order]),
+            'one plane': (plane.xyz, plane.rgb),
+            '45 % NaN': (speckled, clutter.rgb),
+            '200 objects': (grid.xyz, grid.rgb)}
+
+
+def report_bad_inputs(repeats=3, seed=0):
+    """Segment every bad input; print objects, dropped objects and time; return the times."""
+    from tqdm import tqdm
+
+    config = SegmentationConfig()
+    times = {}
+    print(f'{"bad input":14s} {"points":>8s} {"objects":>7s} {"dropped":>7s} {"ms median":>9s}')
+    for name, (xyz, rgb) in tqdm(bad_inputs(seed).items(), desc='bad inputs', file=sys.stderr):
+        elapsed = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result = segment(xyz, config, rgb=rgb)
+            elapsed.append(time.perf_counter() - start)
+        times[name] = float(np.median(elapsed)) * 1e3
+        points = int(np.prod(xyz.shape[:-1]))
+        print(f'{name:14s} {points:8d} {result.num_objects:7d} {result.dropped_objects:7d} '
+              f'{times[name]:9.1f}')
+    return times
+
+
+def evaluate(scenes, method, repeats=1, progress=None, keep_labels=False):
+    """
+    Run ``method(scene) -> labels (N,)`` on each scene and score it.
+
+    :param keep_labels: also keep every scene's labels (under 'labels')
+    :return: dict with recall, precision, miou, ms_median, ms_p90, cpu_ms_median, per-scene
+        ``rows`` (name, kind, hits, truths, predictions, ms, statuses) and per-kind ``kinds``
+    """
+    ious, times, cpu_times, rows, all_labels = [], [], [], [], []
+    for scene in scenes:
         labels, elapsed = None, []
         for _ in range(repeats):
             start, cpu_start = time.perf_counter(), time.process_time()
-            labels = method(cloud)
+            labels = method(scene)
             elapsed.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
-        h, t, p, file_ious = match_objects(labels, truth)
-        hits, truths, preds = hits + h, truths + t, preds + p
-        ious.extend(file_ious)
+        hits, truths, predicted, scene_ious = match_objects(labels, scene.truth)
+        statuses = diagnose(labels, scene.truth)['status']
+        ious.extend(scene_ious)
         times.extend(elapsed)
-        rows.append((Path(path).name, h, t, p, float(np.median(elapsed)) * 1e3))
+        rows.append({'name': scene.name, 'kind': scene.kind, 'source': scene.source,
+                     'hits': hits, 'truths': truths, 'predicted': predicted,
+                     'ious': scene_ious, 'ms': float(np.median(elapsed)) * 1e3,
+                     'statuses': {s: int((statuses == s).sum()) for s in STATUSES}})
         if keep_labels:
             all_labels.append(labels)
         if progress is not None:
             progress.update(1)
-    return {'recall': hits / max(truths, 1), 'precision': hits / max(preds, 1),
-            'miou': float(np.mean(ious)) if ious else 0.0,
-            'ms_median': float(np.median(times)) * 1e3,
-            'ms_p90': float(np.percentile(times, 90)) * 1e3,
-            'cpu_ms_median': float(np.median(cpu_times)) * 1e3, 'rows': rows,
-            'labels': all_labels}
+    result = summarise(rows)
+    result.update({'ms_median': float(np.median(times)) * 1e3 if times else float('nan'),
+                   'ms_p90': float(np.percentile(times, 90)) * 1e3 if times else float('nan'),
+                   'cpu_ms_median': float(np.median(cpu_times)) * 1e3 if times else
+                   float('nan'), 'rows': rows, 'labels': all_labels,
+                   'kinds': {kind: summarise([r for r in rows if r['kind'] == kind])
+                             for kind in dict.fromkeys(r['kind'] for r in rows)}})
+    return result
 
 
-def save_figure(path, files, ours_result, base_result=None):
-    """
-    Save a PNG: per file the camera image, the ground truth, ours and the baseline.
-
-    Only organized clouds are drawn; objects in a fixed palette, support grey.
-    """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    columns = [('ground truth', None), ('ours', ours_result)]
-    if base_result is not None:
-        columns.append(('baseline', base_result))
-    figure, axes = plt.subplots(len(files), len(columns) + 1,
-                                figsize=(3 * (len(columns) + 1), 2.3 * len(files)),
-                                squeeze=False)
-    for row, file in enumerate(files):
-        cloud = read_pcd(file)
-        if not cloud.organized:
-            continue
-        shape = (cloud.height, cloud.width)
-        rgb = cloud.grid()[1]
-        axes[row, 0].imshow(rgb if rgb is not None else np.zeros(shape + (3,)))
-        axes[row, 0].set_ylabel(Path(file).stem)
-        truth = cloud.fields['label'].astype(np.int64).reshape(shape)
-        for col, (title, result) in enumerate(columns, start=1):
-            if result is None:
-                labels = np.where(truth >= FIRST_OBJECT_LABEL, truth - FIRST_OBJECT_LABEL,
-                                  np.where(truth > 0, -2, -1))
-            else:
-                labels = np.asarray(result['labels'][row]).reshape(shape)
-                name, h, t, p, ms = result['rows'][row]
-                title = f'{title}: {h}/{t} hit, {p} segs, {ms:.0f} ms'
-            image = np.full(shape + (3,), 0.1)
-            image[labels == -2] = 0.6
-            palette = plt.get_cmap('tab20').colors
-            for k in np.unique(labels[labels >= 0]):
-                image[labels == k] = palette[int(k) % len(palette)]
-            axes[row, col].imshow(image)
-            axes[row, col].set_title(title, fontsize=7)
-    for axis in axes.flat:
-        axis.set_xticks([])
-        axis.set_yticks([])
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
+def summarise(rows) -> dict:
+    """Return pooled recall, precision, mIoU, object counts and failure counts of rows."""
+    hits = sum(r['hits'] for r in rows)
+    truths = sum(r['truths'] for r in rows)
+    predicted = sum(r['predicted'] for r in rows)
+    ious = [v for r in rows for v in r['ious']]
+    return {'recall': hits / max(truths, 1), 'precision': hits / max(predicted, 1),
+            'miou': float(np.mean(ious)) if ious else 0.0, 'scenes': len(rows),
+            'objects': truths, 'predicted': predicted,
+            'statuses': {s: sum(r['statuses'][s] for r in rows) for s in STATUSES}}
 
 
 def ours(config):
-    """Return a method for :func:`evaluate` running :func:`segment`."""
-    def run(cloud):
-        xyz = cloud.grid()[0] if cloud.organized else cloud.xyz
-        return segment(xyz, config).labels.reshape(-1)
+    """Return a method for :func:`evaluate` running :func:`segment` (colour when present)."""
+    def run(scene):
+        return segment(scene.xyz, config, rgb=scene.rgb).labels.reshape(-1)
     return run
 
 
 def baseline(config):
     """Return a method for :func:`evaluate` running :func:`segment_baseline`."""
-    return lambda cloud: segment_baseline(cloud.xyz, config)
+    return lambda scene: segment_baseline(scene.xyz.reshape(-1, 3), config)
 
 
 #: grid searched by ``--tune-baseline`` (the defaults above are its best on mosd-learn)
@@ -233,9 +280,9 @@ BASELINE_GRID = {'voxel_size': (0.005, 0.01), 'plane_distance': (0.01, 0.015, 0.
                  'dbscan_eps': (0.015, 0.02, 0.03), 'dbscan_min_points': (5, 10)}
 
 
-def tune_baseline(files):
+def tune_baseline(scenes):
     """
-    Grid-search the baseline on ``files``; best recall, then precision, then mIoU.
+    Grid-search the baseline on ``scenes``; best recall, then precision, then mIoU.
 
     :return: (best BaselineConfig, list of (config, result))
     """
@@ -249,47 +296,118 @@ def tune_baseline(files):
     combos = [c for c in combos if c['dbscan_eps'] >= 1.5 * c['voxel_size']]
     for combo in tqdm(combos, desc='tune baseline', file=sys.stderr):
         config = BaselineConfig(**combo)
-        trials.append((config, evaluate(files, baseline(config))))
+        trials.append((config, evaluate(scenes, baseline(config))))
     best = max(trials, key=lambda t: (t[1]['recall'], t[1]['precision'], t[1]['miou']))
     return best[0], trials
 
 
-def main(argv=None) -> int:
+def _parser():
     parser = argparse.ArgumentParser(prog='leo-bench segmentation', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('directory', help='folder of PCD files with a label field')
+    parser.add_argument('directory', nargs='?', default=None,
+                        help='folder of PCD files with a label field (mOSD layout)')
+    parser.add_argument('--synthetic', type=int, default=0, metavar='N',
+                        help='also score N generated cluttered scenes (8-20 objects each)')
+    parser.add_argument('--seed', type=int, default=0, help='first synthetic scene (default 0)')
+    parser.add_argument('--exact-depth', action='store_true',
+                        help='render synthetic scenes without the sensor model')
+    parser.add_argument('--write', default=None, metavar='DIR',
+                        help='save the synthetic scenes as PCD files + manifest.json here')
     parser.add_argument('--repeats', type=int, default=3,
-                        help='timed runs per file for our method (default 3)')
+                        help='timed runs per scene for our method (default 3)')
     parser.add_argument('--no-baseline', action='store_true', help='skip the baseline')
+    parser.add_argument('--one-core', action='store_true',
+                        help='pin this process (both methods) to one CPU core')
     parser.add_argument('--png', default=None,
-                        help='also save a figure of every segmentation to this PNG file')
+                        help='save one figure of every segmentation to this PNG file')
+    parser.add_argument('--png-dir', default=None, metavar='DIR',
+                        help='save a PNG per scene (missed, merged and split objects marked)')
     parser.add_argument('--tune-baseline', action='store_true',
                         help='grid-search the baseline parameters first and use the best')
-    args = parser.parse_args(argv)
-    files = sorted(Path(args.directory).glob('*.pcd'))
-    if not files:
-        print(f'no .pcd files in {args.directory}', file=sys.stderr)
+    parser.add_argument('--bad-input', action='store_true',
+                        help='also time all-NaN, empty, unorganized, one-plane, 45 %% NaN and '
+                        '200-object inputs')
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.repeats < 1 or args.synthetic < 0:
+        print('--repeats must be >= 1 and --synthetic >= 0', file=sys.stderr)
         return 2
+    if args.directory is None and not args.synthetic and not args.bad_input:
+        print('give a folder of labelled PCD files, --synthetic N, --bad-input, or several',
+              file=sys.stderr)
+        return 2
+    if args.one_core and hasattr(os, 'sched_setaffinity'):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    from tqdm import tqdm
+
+    bad_times = report_bad_inputs(args.repeats, args.seed) if args.bad_input else None
+    if args.directory is None and not args.synthetic:
+        print(' '.join(f'{name.replace(" ", "_").replace("%", "pct")}_ms={ms:.1f}'
+                       for name, ms in bad_times.items()))
+        return 0
+
+    scenes = []
+    if args.directory is not None:
+        scenes = load_files(args.directory)
+        if not scenes:
+            print(f'no .pcd files in {args.directory}', file=sys.stderr)
+            return 2
+    if args.synthetic:
+        with tqdm(total=args.synthetic, desc='render scenes', file=sys.stderr) as progress:
+            generated = synthetic_scenes(args.synthetic, args.seed, not args.exact_depth,
+                                         progress)
+        if args.write:
+            write_scenes(generated, args.write)
+        scenes += generated
     base_config = BaselineConfig()
     if args.tune_baseline:
-        base_config, trials = tune_baseline(files)
+        base_config, trials = tune_baseline(scenes)
         for config, res in trials:
             print(f'baseline {config}: recall {res["recall"]:.3f} precision '
                   f'{res["precision"]:.3f} mIoU {res["miou"]:.3f} ms {res["ms_median"]:.1f}')
         print(f'best baseline: {base_config}')
-    from tqdm import tqdm
-
-    with tqdm(total=len(files) * (1 if args.no_baseline else 2), desc='segmentation',
+    keep = args.png is not None or args.png_dir is not None
+    with tqdm(total=len(scenes) * (1 if args.no_baseline else 2), desc='segmentation',
               file=sys.stderr) as progress:
-        keep = args.png is not None
-        result = evaluate(files, ours(SegmentationConfig()), args.repeats, progress, keep)
-        base = None if args.no_baseline else evaluate(files, baseline(base_config), 1,
+        result = evaluate(scenes, ours(SegmentationConfig()), args.repeats, progress, keep)
+        base = None if args.no_baseline else evaluate(scenes, baseline(base_config), 1,
                                                       progress, keep)
-    if args.png:
-        save_figure(args.png, files, result, base)
-    print(f'{"file":16s} {"hits":>5s} {"truth":>5s} {"pred":>5s} {"ms":>8s}')
-    for name, h, t, p, ms in result['rows']:
-        print(f'{name:16s} {h:5d} {t:5d} {p:5d} {ms:8.1f}')
+    if keep:
+        from leo_ros.perception.bench_figures import save_figure, save_scene_figures
+        if args.png:
+            save_figure(args.png, scenes, result, base)
+        if args.png_dir:
+            save_scene_figures(args.png_dir, scenes, result, base)
+    report(result, base)
+    return 0
+
+
+def report(result, base):
+    """Print per-scene rows, per-kind and overall figures, and the ``key=value`` last line."""
+    print(f'{"scene":28s} {"kind":14s} {"hits":>5s} {"truth":>5s} {"pred":>5s} '
+          f'{"merged":>6s} {"split":>5s} {"missed":>6s} {"ms":>7s}')
+    for row in result['rows']:
+        s = row['statuses']
+        print(f'{row["name"]:28s} {row["kind"][:14]:14s} {row["hits"]:5d} {row["truths"]:5d} '
+              f'{row["predicted"]:5d} {s["merged"]:6d} {s["split"]:5d} {s["missed"]:6d} '
+              f'{row["ms"]:7.1f}')
+    print(f'\n{"kind":16s} {"scenes":>6s} {"objects":>7s} {"recall":>7s} {"precision":>9s} '
+          f'{"mIoU":>6s} {"merged":>6s} {"split":>5s} {"missed":>6s} {"partial":>7s}'
+          + ('  baseline recall/precision' if base else ''))
+    kinds = list(result['kinds'].items()) + [('all', result)]
+    for kind, res in kinds:
+        s = res['statuses']
+        line = (f'{kind[:16]:16s} {res["scenes"]:6d} {res["objects"]:7d} {res["recall"]:7.3f} '
+                f'{res["precision"]:9.3f} {res["miou"]:6.3f} {s["merged"]:6d} {s["split"]:5d} '
+                f'{s["missed"]:6d} {s["partial"]:7d}')
+        if base:
+            other = base if kind == 'all' else base['kinds'][kind]
+            line += f'  {other["recall"]:.3f}/{other["precision"]:.3f}'
+        print(line)
+    print()
     for label, res in (('ours', result), ('baseline', base)):
         if res is not None:
             print(f'{label:9s} recall {res["recall"]:.3f} precision {res["precision"]:.3f} '
@@ -303,4 +421,3 @@ def main(argv=None) -> int:
           f'miou={result["miou"]:.3f} ms_median={result["ms_median"]:.1f} '
           f'baseline_recall={base_recall:.3f} baseline_ms_median={base_ms:.1f} '
           f'speedup={speedup:.2f}')
-    return 0

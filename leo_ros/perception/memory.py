@@ -98,7 +98,7 @@ class SceneMemory:
         return [self._objects[key] for key in sorted(self._objects)]
 
     def clear(self):
-        """Forget every object (ids keep counting up)."""
+        """Forget every object (a world reset); ids keep counting up, never naming two."""
         self._objects.clear()
 
     def update(self, clouds, colors, stamp) -> list:

@@ -89,7 +89,7 @@ class PerceptionPipeline:
             raise ValueError(f'rgb shape {np.shape(rgb)} does not match xyz {xyz.shape}')
         seconds = {}
         start = time.perf_counter()
-        segmentation = segment(xyz, config.segmentation) if instances is None else \
+        segmentation = segment(xyz, config.segmentation, rgb=rgb) if instances is None else \
             segmentation_from_instances(instances, xyz, config.segmentation)
         seconds['segment'] = time.perf_counter() - start
 

@@ -5,9 +5,10 @@ Cameras follow the optical-frame convention (z forward, x right, y down). Depth 
 coordinate in that frame, so ``points = depth * ((u - cx) / fx, (v - cy) / fy, 1)``.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import math
 
+from leo_ros.sim.sensor import apply_sensor, SensorConfig, shiny_instances, Surface
 import numpy as np
 import open3d as o3d
 
@@ -30,6 +31,9 @@ class CameraConfig:
     :param depth_noise: std of the depth noise at 1 m [m], growing with depth squared
     :param dropout: share of pixels with no depth (NaN), drawn at random
     :param color_noise: std of the colour noise in [0, 1] units
+    :param sensor: the depth-camera model (noise growing with depth squared, quantisation,
+        missing returns at edges, in the projector's shadow and on dark, shiny or grazing
+        surfaces, per-frame jitter); off by default, see :mod:`leo_ros.sim.sensor`
     """
 
     width: int = 640
@@ -40,6 +44,7 @@ class CameraConfig:
     depth_noise: float = 0.0
     dropout: float = 0.0
     color_noise: float = 0.0
+    sensor: SensorConfig = field(default_factory=SensorConfig)
 
     def __post_init__(self):
         if self.width < 2 or self.height < 2:
@@ -54,6 +59,8 @@ class CameraConfig:
                 raise ValueError(f'CameraConfig.{name} must be >= 0, got {getattr(self, name)}')
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f'CameraConfig.dropout must be in [0, 1), got {self.dropout}')
+        if not isinstance(self.sensor, SensorConfig):
+            raise ValueError(f'CameraConfig.sensor must be a SensorConfig, got {self.sensor!r}')
 
     @property
     def intrinsics(self) -> np.ndarray:
@@ -138,10 +145,15 @@ class Renderer:
         self._instances_ext = np.append(self._instance_of_geometry, NO_HIT_ID).astype(np.int32)
         # Flat shading: every triangle has one normal, so its lit colour is fixed per scene.
         shaded = self._colors_ext.copy()
+        normals = np.zeros((len(self._colors) + 1, 3), np.float32)       # no hit: zero normal
         if len(self._colors):
-            normals = np.concatenate([_triangle_normals(v, t) for _, v, t, _ in meshes])
-            shade = 0.45 + 0.55 * np.abs(normals @ self.LIGHT)  # both faces lit
+            normals[:-1] = np.concatenate([_triangle_normals(v, t) for _, v, t, _ in meshes])
+            shade = 0.45 + 0.55 * np.abs(normals[:-1] @ self.LIGHT)  # both faces lit
             shaded[:-1] *= shade[:, None]
+        self._normals_ext = normals                                      # (T + 1, 3)
+        # Brightness of the unlit colour (Rec. 601 luma): what the depth sensor's IR sees.
+        self._albedo_ext = (self._colors_ext @ np.array([0.299, 0.587, 0.114], np.float32)
+                            ).astype(np.float32)                         # (T + 1,)
         self._rgb_ext = (np.clip(shaded, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
     def render(self, camera_pose, stamp=0.0) -> Frame:
@@ -157,14 +169,20 @@ class Renderer:
         key = pose.tobytes()
         if self._cache is not None and self._cache[0] == key:
             # Same geometry, same pose: the noise-free image is the same; skip the ray cast.
-            rgb, depth, instance_ids, clean_points = self._cache[1]
+            rgb, depth, instance_ids, clean_points, surface = self._cache[1]
         else:
-            rgb, depth, instance_ids = self._cast(pose)
+            rgb, depth, instance_ids, index = self._cast(pose)
             clean_points = self._directions * depth[..., None]  # (H, W, 3), NaN: no depth
+            surface = self._surface(pose, depth, instance_ids, index) if cfg.sensor.enabled \
+                else None
             for array in (rgb, depth, instance_ids, clean_points):
                 array.flags.writeable = False  # shared by cached frames
-            self._cache = (key, (rgb, depth, instance_ids, clean_points))
+            self._cache = (key, (rgb, depth, instance_ids, clean_points, surface))
         points = clean_points
+        if surface is not None:
+            depth = apply_sensor(depth, surface, cfg.sensor, self.rng)
+            depth = np.where((depth >= cfg.min_range) & (depth <= cfg.max_range), depth,
+                             np.float32(np.nan))
         if cfg.depth_noise > 0:
             depth = depth + self.rng.normal(0.0, 1.0, depth.shape).astype(np.float32) \
                 * np.float32(cfg.depth_noise) * depth ** 2
@@ -174,13 +192,18 @@ class Renderer:
         if cfg.color_noise > 0:
             noise = self.rng.normal(0.0, cfg.color_noise * 255.0, rgb.shape)
             rgb = np.clip(rgb + noise, 0, 255).astype(np.uint8)
-        if cfg.depth_noise > 0 or cfg.dropout > 0:
+        if cfg.depth_noise > 0 or cfg.dropout > 0 or surface is not None:
             points = self._directions * depth[..., None]
         return Frame(rgb=rgb, depth=depth, points=points, instance_ids=instance_ids,
                      intrinsics=cfg.intrinsics, camera_pose=pose, stamp=stamp)
 
     def _cast(self, pose):
-        """Return the noise-free rgb (H, W, 3) uint8, depth (H, W) and instance ids (H, W)."""
+        """
+        Ray-cast the camera's view.
+
+        :return: noise-free rgb (H, W, 3) uint8, depth (H, W) float32, instance ids (H, W)
+            int32 and the triangle row of each pixel (H, W) (the last row: no hit)
+        """
         cfg = self.config
         # (H, W, 6) rays built in C++: origin and direction (optical z = 1) in the map frame.
         # Open3D puts pixel u at u + 0.5, so the principal point moves by half a pixel.
@@ -199,8 +222,41 @@ class Renderer:
         geometry = np.where(valid, geometry, missing).astype(np.intp)
         index = self._offsets_ext[geometry] + np.where(valid, primitive, 0).astype(np.intp)
         rgb = self._rgb_ext[index]  # (H, W, 3) uint8, flat-shaded per triangle
+        index = np.where(valid, index, len(self._colors))
         return rgb, np.where(valid, depth, np.nan).astype(np.float32), \
-            self._instances_ext[geometry]
+            self._instances_ext[geometry], index
+
+    def _surface(self, pose, depth, instance_ids, index) -> Surface:
+        """
+        Return what the sensor model needs per pixel: brightness, incidence, shininess, shadow.
+
+        The shadow is a second ray cast, from the projector (``sensor.baseline`` along the
+        camera's x axis) to every hit point: a point the projector does not see gets no depth.
+        """
+        sensor = self.config.sensor
+        rotation = pose[:3, :3].astype(np.float32)
+        # Written out per component: BLAS matrix products stall when the cores are shared.
+        directions = np.moveaxis(self._directions, -1, 0)                  # (3, H, W) optical
+        normals = self._normals_ext[index]                                 # (H, W, 3) in the map
+        facing = sum((normals[..., 0] * rotation[0, k] + normals[..., 1] * rotation[1, k]
+                      + normals[..., 2] * rotation[2, k]) * directions[k] for k in range(3))
+        cos_incidence = np.abs(facing) / np.sqrt(sum(d * d for d in directions))
+        hit = np.isfinite(depth)
+        shadow = np.zeros(depth.shape, bool)
+        if sensor.baseline != 0 and hit.any():
+            # From the projector, at sensor.baseline on the optical x axis, to each hit point.
+            offset = directions[:, hit] * depth[hit]                       # (3, N) optical
+            offset[0] -= np.float32(sensor.baseline)
+            distance = np.sqrt(offset[0] ** 2 + offset[1] ** 2 + offset[2] ** 2)   # (N,)
+            rays = np.empty((len(distance), 6), np.float32)                # (N, 6) in the map
+            rays[:, :3] = pose[:3, 3] + sensor.baseline * pose[:3, 0]
+            for k in range(3):
+                rays[:, 3 + k] = (rotation[k, 0] * offset[0] + rotation[k, 1] * offset[1]
+                                  + rotation[k, 2] * offset[2]) / distance
+            t_hit = self._scene.cast_rays(o3d.core.Tensor(rays))['t_hit'].numpy()
+            shadow[hit] = t_hit < distance - np.maximum(0.004, 0.004 * distance)
+        return Surface(albedo=self._albedo_ext[index], cos_incidence=cos_incidence,
+                       shiny=shiny_instances(instance_ids, sensor), shadow=shadow)
 
 
 def _triangle_normals(vertices, triangles):

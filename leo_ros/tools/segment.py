@@ -86,8 +86,9 @@ def main(argv=None) -> int:
             print(f'{path}: {error}', file=sys.stderr)
             failures += 1
             continue
+        xyz, rgb = cloud.grid() if cloud.organized else (cloud.xyz, cloud.rgb)
         start = time.perf_counter()
-        result = segment(cloud.grid()[0] if cloud.organized else cloud.xyz, config)
+        result = segment(xyz, config, rgb=rgb)
         elapsed = time.perf_counter() - start
         labels = result.labels.reshape(-1).astype(np.int32)     # (N,) in file order
         np.save(out / f'{path.stem}.npy', labels)
