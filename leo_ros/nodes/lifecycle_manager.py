@@ -1,0 +1,120 @@
+"""
+leo_lifecycle_manager: bring the managed nodes to active, like Nav2's lifecycle manager.
+
+For each name in ``node_names``, in order, it waits for ``<name>/change_state``
+(lifecycle_msgs/ChangeState) and calls configure, then activate. leo-agent and
+launch/agent.launch.py both start it (leo_ros/agent/node_set.py). It then stays up and reports
+each node's state on ``/diagnostics`` (``leo_ros: lifecycle_manager``); a node that fails a
+transition is reported there (ERROR) and in the log.
+"""
+
+import sys
+import threading
+import time
+
+from leo_ros.ros.parameters import Spec
+
+PARAMETERS = {
+    'node_names': Spec(['perception_node', 'policy_node'], 'Managed nodes to bring up, in '
+                       "order (names relative to this node's namespace)", read_only=True),
+    'autostart': Spec(True, 'Configure and activate the nodes at start-up', read_only=True),
+    'transition_timeout': Spec(60.0, 'Wait this long for a node to appear and for each of its '
+                               'transitions [s]', 1.0, 3600.0, read_only=True),
+}
+
+
+class LifecycleManager:
+    """Configure and activate managed nodes over their change_state services."""
+
+    def __init__(self, node):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from leo_ros.ros.parameters import declare, warn_undeclared
+        from lifecycle_msgs.srv import ChangeState, GetState
+        self.node = node
+        self.settings = declare(node, PARAMETERS)
+        warn_undeclared(node, PARAMETERS)
+        self.states = dict.fromkeys(self.settings['node_names'], 'unknown')
+        self.errors = {}
+        self.change = {name: node.create_client(ChangeState, f'{name}/change_state')
+                       for name in self.states}
+        self.get = {name: node.create_client(GetState, f'{name}/get_state')
+                    for name in self.states}
+        self.pub_diagnostics = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        node.create_timer(1.0, self._publish_diagnostics)
+        self.done = threading.Event()
+        if self.settings['autostart']:
+            threading.Thread(target=self.bring_up, name='leo_lifecycle', daemon=True).start()
+
+    def _call(self, client, request, timeout):
+        deadline = time.monotonic() + timeout
+        if not client.wait_for_service(timeout_sec=timeout):
+            return None
+        future = client.call_async(request)
+        while not future.done():
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
+        return future.result()
+
+    def transition(self, name, transition_id, label):
+        """Run one transition of node ``name``; return True when it succeeded."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+        timeout = self.settings['transition_timeout']
+        reply = self._call(self.change[name], ChangeState.Request(
+            transition=Transition(id=transition_id)), timeout)
+        if reply is None or not reply.success:
+            why = 'no answer' if reply is None else 'the node refused it'
+            self.errors[name] = f'{label} failed: {why} (within {timeout:.0f} s)'
+            self.node.get_logger().error(f'{name}: {self.errors[name]}')
+            return False
+        return True
+
+    def bring_up(self):
+        """Configure, then activate every node, in order; stop at the first failure."""
+        from lifecycle_msgs.msg import Transition
+        try:
+            for name in self.states:
+                state = self._state(name)
+                if state == 'unconfigured' and not self.transition(
+                        name, Transition.TRANSITION_CONFIGURE, 'configure'):
+                    return
+                if self._state(name) == 'inactive' and not self.transition(
+                        name, Transition.TRANSITION_ACTIVATE, 'activate'):
+                    return
+                self._state(name)
+                self.node.get_logger().info(f'{name} is {self.states[name]}')
+        finally:
+            self.done.set()
+
+    def _state(self, name):
+        from lifecycle_msgs.srv import GetState
+        reply = self._call(self.get[name], GetState.Request(),
+                           self.settings['transition_timeout'])
+        self.states[name] = 'no answer' if reply is None else reply.current_state.label
+        return self.states[name]
+
+    def _publish_diagnostics(self):
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+        if self.errors:
+            level, message = DiagnosticStatus.ERROR, '; '.join(
+                f'{name}: {error}' for name, error in self.errors.items())[:200]
+        elif all(state == 'active' for state in self.states.values()):
+            level, message = DiagnosticStatus.OK, 'all nodes active'
+        else:
+            level, message = DiagnosticStatus.WARN, 'bringing nodes up'
+        status = DiagnosticStatus(level=level, name='leo_ros: lifecycle_manager',
+                                  message=message, hardware_id='leo_ros')
+        status.values = [KeyValue(key=name, value=state) for name, state in self.states.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.node.get_clock().now().to_msg()
+        self.pub_diagnostics.publish(array)
+
+
+def main(argv=None) -> int:
+    from leo_ros.ros.node_runner import run_node
+    return run_node('leo_lifecycle_manager', LifecycleManager, argv, num_threads=3)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
