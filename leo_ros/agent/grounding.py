@@ -1,0 +1,290 @@
+"""
+The grounding gate: no motion toward what is not in the scene (pure Python + numpy).
+
+Two checks run on every decided motion, apart from the model:
+
+- :meth:`GroundingGate.check_instruction` reads the objects the instruction names ("the red
+  mug", "the bowl left of the box") and refuses when one of them cannot be in the current
+  scene: a noun the agent has no category for ("the purple elephant"), a category no object
+  carries, or a colour no object of that category has. An object-directed action (a
+  navigation goal, a pick-and-place) also needs the instruction to name an object at all
+  ("go to the ", "drive at full speed" name none).
+- :meth:`GroundingGate.check_objects` refuses an action whose objects (the ids its grounded
+  tokens point at) are not in the newest scene, e.g. after a world reset.
+
+Labels come from a classifier and can be wrong or missing: an object whose label is
+'unknown' or below ``label_confidence`` could be anything, so it never causes a refusal.
+Colours are compared by chroma (brightness divided out), with white, grey and black as one
+group, because the scene tokens' mean colours carry the renderer's or camera's shading.
+"""
+
+from dataclasses import dataclass
+import math
+import re
+
+import numpy as np
+
+#: category -> plural, as the data engine writes them (leo_ros.data.engine.PLURALS)
+_PLURALS = {'box': 'boxes', 'shelf': 'shelves'}
+#: Nouns that name places, parts or the agent, not objects ("the left", "the floor").
+PLACE_NOUNS = frozenset((
+    'floor', 'ground', 'room', 'left', 'right', 'front', 'back', 'middle', 'centre', 'center',
+    'corner', 'wall', 'walls', 'way', 'side', 'end', 'top', 'bottom', 'edge', 'one', 'ones',
+    'other', 'others', 'it', 'them', 'there', 'here', 'me', 'you', 'yourself', 'us', 'area',
+    'spot', 'place', 'position', 'space', 'scene', 'surroundings', 'moment', 'time', 'speed',
+    'rest', 'same', 'start', 'beginning', 'door', 'robot', 'agent', 'view', 'camera', 'goal',
+    'previous', 'instructions', 'instruction', 'next', 'first', 'last', 'second', 'third',
+    'things', 'thing', 'object', 'objects', 'item', 'items', 'stuff', 'plan', 'look',
+    'picture', 'trip', 'move', 'favor', 'favour', 'minute', 'step', 'steps', 'turn', 'job',
+    'task', 'route', 'path', 'tour', 'sure', 'while', 'bit', 'lot', 'little',
+))
+_DETERMINERS = frozenset(('the', 'a', 'an', 'this', 'that', 'these', 'those', 'my', 'your',
+                          'its', 'some', 'any', 'every', 'each', 'all'))
+#: Words that end a noun phrase.
+_STOPS = frozenset((
+    'on', 'onto', 'in', 'into', 'to', 'at', 'of', 'from', 'with', 'by', 'near', 'next', 'and',
+    'or', 'then', 'behind', 'under', 'over', 'above', 'below', 'beside', 'between', 'left',
+    'right', 'for', 'is', 'are', 'it', 'and', 'so', 'that', 'which', 'who', 'where', 'please',
+    'up', 'down', 'off', 'away', 'back', 'there', 'here', 'belongs', 'ends', 'facing', 'face',
+    'closer', 'close', 'nearest', 'farthest', 'furthest', 'than', 'until', 'while', 'as',
+    'slowly', 'quickly', 'now', 'again', 'too', 'also', 'before', 'after', 'without',
+    'against', 'toward', 'towards', 'through', 'across', 'around', 'along', 'inside',
+))
+_WORD = re.compile(r'[a-z]+')
+#: Named colours with an rgb in [0, 1] (the built-in world's palette; leo_ros.sim.scene).
+DEFAULT_COLORS = {
+    'red': (0.85, 0.12, 0.12), 'green': (0.15, 0.65, 0.2), 'blue': (0.15, 0.3, 0.9),
+    'yellow': (0.95, 0.85, 0.1), 'orange': (1.0, 0.5, 0.05), 'purple': (0.55, 0.2, 0.7),
+    'white': (0.93, 0.93, 0.93), 'black': (0.08, 0.08, 0.08), 'brown': (0.5, 0.3, 0.15),
+    'grey': (0.5, 0.5, 0.52),
+}
+COLOR_SYNONYMS = {'gray': 'grey', 'violet': 'purple', 'golden': 'yellow', 'gold': 'yellow'}
+ACHROMATIC = frozenset(('white', 'grey', 'black'))
+#: Categories of the built-in world (leo_ros.sim.scene.CATEGORIES).
+DEFAULT_CATEGORIES = ('table', 'chair', 'shelf', 'box', 'cylinder', 'sphere', 'mug', 'bowl',
+                      'plate')
+#: Words for colours the palette lacks: named, they can match nothing ("the pink mug").
+OTHER_COLORS = frozenset(('pink', 'cyan', 'magenta', 'turquoise', 'beige', 'silver', 'teal',
+                          'maroon', 'navy', 'olive', 'lime', 'indigo', 'crimson', 'scarlet',
+                          'lavender', 'tan', 'khaki', 'ivory', 'amber', 'rainbow'))
+#: Actions that go to, or handle, a named object.
+OBJECT_ACTIONS = ('nav_goal', 'pick_place')
+
+
+@dataclass
+class GroundingConfig:
+    """
+    How strictly named objects are matched against the scene.
+
+    :param label_confidence: labels below this confidence count as unknown (any category)
+    :param color_candidates: a colour matches an object when it is among the object's this
+        many nearest palette colours by chroma
+    :param saturation: objects whose colour is less saturated than this are white, grey or
+        black
+    :param unknown_words: what a noun with no known category ("the elephant", "the cup") or a
+        colour outside the palette ("crimson") does: 'refuse' (the gate refuses it: nothing
+        the agent cannot name moves the robot) or 'model' (the policy decides: it was trained
+        to refuse what is not there and reads words it never saw, the open vocabulary); known
+        categories and colours that are absent are refused either way
+    """
+
+    label_confidence: float = 0.3
+    color_candidates: int = 2
+    saturation: float = 0.25
+    unknown_words: str = 'refuse'
+
+    def __post_init__(self):
+        if not 0.0 <= self.label_confidence <= 1.0:
+            raise ValueError('GroundingConfig.label_confidence must be in [0, 1], got '
+                             f'{self.label_confidence}')
+        if int(self.color_candidates) < 1:
+            raise ValueError('GroundingConfig.color_candidates must be >= 1, got '
+                             f'{self.color_candidates}')
+        if not 0.0 < self.saturation < 1.0:
+            raise ValueError(f'GroundingConfig.saturation must be in (0, 1), got '
+                             f'{self.saturation}')
+        if self.unknown_words not in ('refuse', 'model'):
+            raise ValueError("GroundingConfig.unknown_words must be 'refuse' or 'model', got "
+                             f'{self.unknown_words!r}')
+
+
+@dataclass(frozen=True)
+class NamedObject:
+    """One object an instruction names: its words, category and colour ('' when none)."""
+
+    phrase: str
+    category: str = ''
+    color: str = ''
+
+
+def _singular(word, categories):
+    if word in categories:
+        return word
+    for category in categories:
+        if word == _PLURALS.get(category, category + 's'):
+            return category
+    return ''
+
+
+def named_objects(text, categories=DEFAULT_CATEGORIES, colors=DEFAULT_COLORS) -> list:
+    """
+    Return the objects ``text`` names: noun phrases after a determiner, and bare categories.
+
+    A phrase whose head noun is a place or the agent ("the floor", "the left", "me") is not an
+    object. A phrase with no known category keeps ``category=''`` (an unknown thing).
+    """
+    words = _WORD.findall(text.lower())
+    categories = set(categories)
+    found, used = [], set()
+    k = 0
+    while k < len(words):
+        category = _singular(words[k], categories)
+        if words[k] in _DETERMINERS or category:
+            start = k + 1 if words[k] in _DETERMINERS else k
+            end = start
+            while end < len(words) and words[end] not in _STOPS and \
+                    words[end] not in _DETERMINERS:
+                end += 1
+                if _singular(words[end - 1], categories):
+                    break
+            phrase = words[start:end]
+            k = max(end, k + 1)
+            if not phrase or phrase[-1] in PLACE_NOUNS or all(w in PLACE_NOUNS for w in phrase):
+                continue
+            heads = [_singular(w, categories) for w in phrase]
+            head = next((h for h in reversed(heads) if h), '')
+            color = next((COLOR_SYNONYMS.get(w, w) for w in phrase
+                          if COLOR_SYNONYMS.get(w, w) in colors or w in OTHER_COLORS), '')
+            key = (' '.join(phrase), len(found))
+            if key not in used:
+                used.add(key)
+                found.append(NamedObject(' '.join(phrase), head, color))
+        else:
+            k += 1
+    return found
+
+
+def color_matches(rgb, name, colors=DEFAULT_COLORS, candidates=2, saturation=0.25) -> bool:
+    """Return whether an object's mean colour (rgb in [0, 1]) could be called ``name``."""
+    name = COLOR_SYNONYMS.get(name, name)
+    if name not in colors:
+        return False
+    rgb = np.asarray(rgb, np.float64)
+    if not np.isfinite(rgb).all() or rgb.max() <= 1e-3:
+        return name in ACHROMATIC
+    if (rgb.max() - rgb.min()) / rgb.max() < saturation:
+        return name in ACHROMATIC
+    if name in ACHROMATIC:
+        return False
+    chroma = rgb / rgb.max()
+    distances = {other: float(((np.asarray(value) / max(value) - chroma) ** 2).sum())
+                 for other, value in colors.items() if other not in ACHROMATIC}
+    return name in sorted(distances, key=distances.get)[:candidates]
+
+
+def _article(phrase):
+    return ('an ' if phrase[:1] in 'aeiou' else 'a ') + phrase
+
+
+class GroundingGate:
+    """
+    Check a motion against the objects of the current scene.
+
+    :param config: :class:`GroundingConfig`
+    :param categories: category names the agent knows (the scene's own labels are added)
+    :param colors: colour name -> rgb in [0, 1]
+    """
+
+    def __init__(self, config=None, categories=DEFAULT_CATEGORIES, colors=None):
+        self.config = config or GroundingConfig()
+        self.categories = tuple(categories)
+        self.colors = dict(colors or DEFAULT_COLORS)
+
+    def _scene_objects(self, scene):
+        """Return [(label or '' when unknown, rgb)] of the scene's objects."""
+        if scene is None:
+            return []
+        labels = list(getattr(scene, 'labels', []) or [])
+        confidences = np.asarray(getattr(scene, 'confidences', np.zeros(len(labels))))
+        colors = np.asarray(getattr(scene, 'colors', np.zeros((len(labels), 3))))
+        objects = []
+        for k in range(len(scene)):
+            label = str(labels[k]) if k < len(labels) else 'unknown'
+            sure = k < len(confidences) and math.isfinite(float(confidences[k])) and \
+                float(confidences[k]) >= self.config.label_confidence
+            objects.append((label if label not in ('', 'unknown') and sure else '',
+                            colors[k] if k < len(colors) else np.zeros(3)))
+        return objects
+
+    def check_instruction(self, text, scene, action_kind) -> str:
+        """
+        Return a refusal ("I don't see a purple elephant.") or '' when the motion may go on.
+
+        :param text: the instruction
+        :param scene: the current SceneTokens
+        :param action_kind: the decided action's kind ('nav_goal', 'nav_step', ...)
+        """
+        objects = self._scene_objects(scene)
+        known = set(self.categories) | {label for label, _ in objects if label}
+        named = named_objects(text, known, self.colors)
+        if not named:
+            if action_kind in OBJECT_ACTIONS:
+                return ("I don't see what to go to: the instruction names no object in the "
+                        'scene.')
+            return ''
+        lenient = self.config.unknown_words == 'model'
+        for item in named:
+            if not item.category:
+                if lenient:
+                    continue       # the policy decides about words the agent cannot name
+                return f"I don't see {_article(item.phrase)}."
+            candidates = [rgb for label, rgb in objects if label in ('', item.category)]
+            described = ' '.join(w for w in (item.color, item.category) if w)
+            if not candidates:
+                return f"I don't see {_article(described)}."
+            if item.color in OTHER_COLORS and lenient:
+                continue
+            if item.color and not any(color_matches(
+                    rgb, item.color, self.colors, self.config.color_candidates,
+                    self.config.saturation) for rgb in candidates):
+                return f"I don't see {_article(described)}."
+        return ''
+
+    @staticmethod
+    def check_objects(object_ids, scene) -> str:
+        """Return a refusal when an action's object ids are not all in ``scene``, else ''."""
+        if not object_ids:
+            return ''
+        present = set() if scene is None else {int(i) for i in np.asarray(scene.ids)}
+        missing = [int(i) for i in object_ids if int(i) not in present]
+        if missing:
+            return (f'I no longer see object {", ".join(map(str, missing))}: it is not in the '
+                    'current scene.')
+        return ''
+
+
+def action_object_ids(decision, scene) -> list:
+    """
+    Return the scene ids of the objects a decision's action points at.
+
+    ``Decision.object_ids`` when the policy gives them; else the ``<obj_k>`` tokens of a
+    grounded action, where k indexes the objects of ``scene`` (the scene decided on).
+    """
+    ids = getattr(decision, 'object_ids', None)
+    if ids:
+        return [int(i) for i in ids]
+    if scene is None:
+        return []
+    found = []
+    for token in getattr(decision, 'tokens', []) or []:
+        token = str(token)
+        if token.startswith('<obj_') and token.endswith('>'):
+            try:
+                index = int(token[5:-1])
+            except ValueError:
+                continue
+            if 0 <= index < len(scene):
+                found.append(int(np.asarray(scene.ids)[index]))
+            else:
+                found.append(-1 - index)            # points past the scene: never present
+    return found
