@@ -29,16 +29,20 @@ all: build
 
 setup: $(STAMP)
 
-$(STAMP): requirements/common.txt requirements/ros-$(ROS_DISTRO).txt scripts/system_deps.sh
+$(STAMP): requirements/common.txt requirements/ros-$(ROS_DISTRO).txt requirements/no-deps.txt \
+		scripts/system_deps.sh
 	scripts/system_deps.sh
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q torch==2.13.0
 	$(VENV)/bin/python -m pip install -q -r requirements/common.txt \
 		-r requirements/ros-$(ROS_DISTRO).txt
+	$(VENV)/bin/python -m pip install -q --no-deps -r requirements/no-deps.txt
 	touch $@
 
 # Configure once, then rebuild and reinstall incrementally (Python sources are symlinked).
+# interfaces/build.sh then builds tf2_msgs, nav2_msgs and control_msgs from interfaces/, each
+# only when the real package cannot be imported (the ROS wheels lack them).
 # flock: concurrent builds of the same tree wait for each other.
 build: $(STAMP)
 	@mkdir -p $(BUILD)
@@ -52,7 +56,9 @@ build: $(STAMP)
 	  $(RUN) cmake --build $(BUILD) -j2 > $(BUILD).build.log 2>&1 \
 	    || { cat $(BUILD).build.log; exit 1; }; \
 	  $(RUN) cmake --install $(BUILD) > $(BUILD).install.log 2>&1 \
-	    || { cat $(BUILD).install.log; exit 1; }'
+	    || { cat $(BUILD).install.log; exit 1; }; \
+	  $(RUN) interfaces/build.sh $(VENV_ABS)/bin/python $(VENV_ABS) $(BUILD)/interfaces \
+	      -DCMAKE_PROJECT_INCLUDE=$(abspath cmake/prune_dangling_includes.cmake)'
 	@echo "leo_ros built and installed into $(VENV) ($(ROS_DISTRO))"
 
 test: build

@@ -98,18 +98,35 @@ def test_node_set_and_its_command_lines():
     args = AgentArguments(use_sim='true', namespace='robot1', points_topic='/kinect/points',
                           model_path='/models/leo', config_file='/tmp/agent.yaml')
     nodes = {spec.name: spec for spec in agent_nodes(args)}
-    assert list(nodes) == ['sim_node', 'perception_node', 'policy_node']
+    assert list(nodes) == ['sim_node', 'perception_node', 'policy_node', 'leo_lifecycle_manager']
     argv = ros_arguments(nodes['perception_node'], args)
     assert argv[:5] == ['--ros-args', '-r', '__node:=perception_node', '-r', '__ns:=/robot1']
     assert argv[argv.index('--params-file') + 1] == '/tmp/agent.yaml'
     assert 'camera/points:=/kinect/points' in argv
     assert "model_path:='/models/leo'" in ros_arguments(nodes['policy_node'], args)
-    assert [s.name for s in agent_nodes(AgentArguments())] == ['perception_node', 'policy_node']
+    assert [s.name for s in agent_nodes(AgentArguments())] == ['perception_node', 'policy_node',
+                                                               'leo_lifecycle_manager']
+    manager = ros_arguments(nodes['leo_lifecycle_manager'], args)
+    assert "node_names:=['perception_node', 'policy_node']" in manager
+    assert '--params-file' not in manager
+
+
+@pytest.mark.parametrize('kwargs,moves', [({}, False), ({'use_sim': True}, True),
+                                          ({'dry_run': 'false'}, True),
+                                          ({'use_sim': True, 'dry_run': 'true'}, False),
+                                          ({'dry_run': True}, False)])
+def test_dry_run_is_on_for_a_robot_unless_asked_off(kwargs, moves):
+    args = AgentArguments(**kwargs)
+    assert args.moves is moves
+    policy = next(s for s in agent_nodes(args) if s.name == 'policy_node')
+    assert policy.parameters['dry_run'] is (not moves)
 
 
 @pytest.mark.parametrize('kwargs,name', [({'dtype': 'int8'}, 'dtype'),
                                          ({'device': 'tpu'}, 'device'),
-                                         ({'namespace': 'a b'}, 'namespace')])
+                                         ({'namespace': 'a b'}, 'namespace'),
+                                         ({'dry_run': 'maybe'}, 'dry_run'),
+                                         ({'log_level': 'loud'}, 'log_level')])
 def test_bad_agent_arguments_name_the_value(kwargs, name):
     with pytest.raises(ValueError, match=name):
         AgentArguments(**kwargs)

@@ -265,3 +265,14 @@ def test_agrees_with_cv_bridge():
     np.testing.assert_array_equal(bridge.imgmsg_to_cv2(ours, 'rgb8'), image)
     theirs = bridge.cv2_to_imgmsg(image, 'bgr8')
     np.testing.assert_array_equal(conv.image_to_array(theirs), image[..., ::-1])
+
+
+def test_backends_name_the_library_in_use():
+    backends = conv.backends()
+    assert backends['pointcloud2'] in ('sensor_msgs_py', 'leo_ros')
+    assert backends['image'] in ('cv_bridge', 'rosbags-image', 'leo_ros')
+    try:
+        import sensor_msgs_py.point_cloud2  # noqa: F401
+        assert backends['pointcloud2'] == 'sensor_msgs_py'
+    except ImportError:
+        assert backends['pointcloud2'] == 'leo_ros'

@@ -16,16 +16,33 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 @pytest.fixture(scope='module')
 def tiny_policy_dir(tmp_path_factory):
     """Save an untrained tiny policy: the node must serve it like any other checkpoint."""
-    from leo_ros.model.policy import LeoPolicy
+    from leo_ros.model.bench import untrained
+    from leo_ros.model.checkpoint import save_policy
     directory = tmp_path_factory.mktemp('policy')
-    LeoPolicy.create().save(directory)
+    save_policy(untrained('tiny', 'cpu', 'float32'), directory)
     return directory
 
 
 def _policy_node(spawn, model_path, extra=()):
-    return spawn([sys.executable, '-m', 'leo_ros.nodes.policy_node', '--ros-args',
+    node = spawn([sys.executable, '-m', 'leo_ros.nodes.policy_node', '--ros-args',
                   '-p', f'model_path:={model_path}', '-p', 'device:=cpu', *extra],
                  name='policy_node')
+    # A lifecycle node: brought to active as leo-agent and the launch file do.
+    spawn([sys.executable, '-m', 'leo_ros.nodes.lifecycle_manager', '--ros-args', '-p',
+           "node_names:=['policy_node']"], name='leo_lifecycle_manager')
+    return node
+
+
+def _place_robot(node):
+    """Publish the robot's pose (map -> base_link) on /tf_static, as a robot's TF would."""
+    from leo_ros.ros.conversions import matrix_to_transform_stamped
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from tf2_msgs.msg import TFMessage
+    publisher = node.create_publisher(TFMessage, '/tf_static', QoSProfile(
+        depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    publisher.publish(TFMessage(transforms=[matrix_to_transform_stamped(
+        np.eye(4), 'map', 'base_link', node.get_clock().now().to_msg())]))
+    return publisher
 
 
 def _scene_message():
@@ -41,7 +58,8 @@ def _wait_ready(client, timeout=120.0):
     """Wait until the node has loaded its model (it serves errors while loading)."""
     def loaded():
         reply = client.call('are you ready', timeout=30.0, spin=False)
-        return 'model not ready' not in reply.error or 'cannot load' in reply.error
+        waiting = 'model not ready' in reply.error or 'not active' in reply.error
+        return not waiting or 'cannot load' in reply.error
     assert wait_until(loaded, timeout=timeout, period=1.0), 'model never finished loading'
 
 
@@ -53,6 +71,7 @@ def test_bad_instructions_get_clear_errors_and_the_node_keeps_serving(
     from std_srvs.srv import Trigger
 
     node = _policy_node(spawn, tiny_policy_dir)
+    tf = _place_robot(spun_node)  # noqa: F841 (kept alive: latched for late subscribers)
     client = InstructClient(spun_node)
     assert client.wait(60.0), 'leo/instruct never appeared'
     _wait_ready(client)
@@ -97,7 +116,7 @@ def test_bad_instructions_get_clear_errors_and_the_node_keeps_serving(
         # but it answers, or says why its action was refused).
         after = client.call('how many mugs are there', timeout=60.0, spin=False)
         assert after.success or after.error
-        assert after.kind in ('text', 'nav_goal', 'nav_step', 'pick_place', 'ee_delta')
+        assert after.kind in ('text', 'nav_goal', 'nav_step', 'pick_place', 'ee_delta', 'refusal')
 
         stop = spun_node.create_client(Trigger, 'leo/stop')
         assert stop.wait_for_service(timeout_sec=10.0)
@@ -120,7 +139,7 @@ def test_broken_checkpoint_leaves_the_node_up_and_saying_why(
     else:
         model_path = tmp_path / 'corrupt'
         shutil.copytree(tiny_policy_dir, model_path)
-        weights = model_path / 'modules.safetensors'
+        weights = model_path / 'policy.safetensors'
         weights.write_bytes(weights.read_bytes()[:1000])
     node = _policy_node(spawn, model_path)
     client = InstructClient(spun_node)

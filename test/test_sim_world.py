@@ -187,3 +187,20 @@ def test_pick_place_action_roundtrip(world):
     action = PickPlace(0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0)
     assert not world.apply(action).ok  # nothing to pick there
     world.restore(home)
+
+
+def test_captions_succeed_when_they_state_the_facts_in_any_wording():
+    from leo_ros.data.engine import TaskSampler
+    world = World(2000003)
+    sampler = TaskSampler()
+    rng = np.random.default_rng(0)
+    task = sampler.sample(world, 'object_caption', rng)
+    obj = world.scene.object(task.target_ids[0])
+    assert world.task_success(task, task.answer)
+    wrong = 'purple' if obj.color != 'purple' else 'orange'
+    assert not world.task_success(task, task.answer.replace(obj.color, wrong))
+    scene = sampler.sample(world, 'scene_caption', rng)
+    assert world.task_success(scene, scene.answer)
+    first = sorted({o.category for o in world.scene.objects.values()})[0]
+    assert not world.task_success(scene, ' '.join(
+        w for w in scene.answer.split() if not w.startswith(first[:-1])))

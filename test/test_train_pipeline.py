@@ -1,25 +1,28 @@
-"""leo-train and leo-eval end to end at toy size: outputs, formats, resume, the last line."""
+"""leo-train and leo-eval end to end at toy size: outputs, formats, resume, backbones, tables."""
 
 import json
 from pathlib import Path
 import subprocess
 import sys
 
+from leo_ros.model.checkpoint import FORMAT, load_policy_dir
+from leo_ros.model.policy import LeoPolicy
 from leo_ros.ros.env import child_environment
 from leo_ros.tools import evaluate as eval_tool
 from leo_ros.tools import train as train_tool
 from leo_ros.train.plots import read_metrics
-from leo_ros.train.policy import LeoTrainedPolicy
+from policy_helpers import act, make_scene, save_lm
 import pytest
 
 TOY = ['--set', 'data.train_scenes=3', '--set', 'data.val_scenes=1',
        '--set', 'data.test_scenes=1',
-       '--set', 'data.per_scene={situations: 2, object_captions: 3, scene_captions: 1, qa: 3, '
-                'nav: 2, pick_place: 3, plan: 1}',
+       '--set', 'data.per_scene={situations: 2, object_captions: 3, scene_captions: 1, qa: 4, '
+                'nav: 2, pick_place: 3, plan: 1, refusals: 2}',
        '--set', 'data.observed_situations=1', '--set', 'data.observed_views=4',
        '--set', 'classifier.steps=3', '--set', 'classifier.batch_size=16',
-       '--set', 'policy.width=32', '--set', 'policy.llm_hidden=32', '--set', 'policy.llm_layers=1',
-       '--set', 'policy.llm_intermediate=64', '--set', 'policy.spatial_layers=2',
+       '--set', 'policy.scene.width=32', '--set', 'policy.llm.hidden_size=32',
+       '--set', 'policy.llm.layers=1', '--set', 'policy.llm.heads=2',
+       '--set', 'policy.llm.intermediate_size=64', '--set', 'policy.llm.bpe_vocab_size=400',
        '--set', 'stage1.batch_size=4', '--set', 'stage2.batch_size=4',
        '--set', 'stage1.steps=2', '--set', 'stage2.steps=3',
        '--set', 'stage1.checkpoint_every=1', '--set', 'stage2.checkpoint_every=1',
@@ -37,14 +40,17 @@ def trained(tmp_path_factory):
 def test_outputs_and_formats(trained):
     model = trained / 'model'
     meta = json.loads((model / 'config.json').read_text())
-    assert meta['format'] == 'leo_ros.train.policy/1'
+    assert meta['format'] == FORMAT and meta['backbone'] == {'source': 'tiny'}
     assert meta['training']['stage2']['llm'] == 'lora' and meta['policy']['lora']
-    assert meta['policy']['pair_values']  # config/train_default.yaml turns them on
-    assert meta['policy']['grounding_loss'] > 0  # ... and the grounding loss
-    assert meta['policy']['named_geometry']  # ... and the named objects' geometry
-    for name in ('policy.safetensors', 'answer_tokenizer.json', 'classifier.safetensors',
-                 'grounded.json'):
-        assert (model / name).is_file()
+    scene = meta['policy']['scene']
+    assert scene['width'] == 32 and meta['policy']['llm']['hidden_size'] == 32   # --set
+    assert scene['pair_values']            # config/train_default.yaml turns them on
+    assert scene['grounding_loss'] > 0     # ... and the grounding loss
+    assert scene['named_geometry'] and scene['subject_head']   # ... and the named geometry
+    assert scene['object_embedding'] == meta['training']['classifier']['embedding']
+    for name in ('policy.safetensors', 'tokenizer/tokenizer.json', 'adapter/adapter_config.json',
+                 'adapter/adapter_model.safetensors', 'classifier.safetensors', 'grounded.json'):
+        assert (model / name).is_file(), name
     assert not list(trained.rglob('*.pt')) and not list(trained.rglob('*.bin'))  # no pickles
     lines = read_metrics(trained / 'metrics.jsonl')
     for stage in ('stage1', 'stage2'):
@@ -53,9 +59,9 @@ def test_outputs_and_formats(trained):
         assert any('val_loss' in m for m in lines if m.get('stage') == stage)
         # the grounding head is trained in both stages
         assert any('grounding_loss' in m for m in lines if m.get('stage') == stage)
-    # ... and scored (the toy's one stage-1 validation batch holds only scene captions)
-    assert any(0 <= m.get('val_grounding_top1', -1) <= 1 for m in lines
-               if m.get('stage') == 'stage2')
+    # the tiny LM trains fully in stage 1 ('auto'), LoRA adapters only in stage 2
+    trainable = {m['stage']: m['trainable'] for m in lines if 'trainable' in m}
+    assert trainable['stage1'] > trainable['stage2'] > 0
     assert (trained / 'curves.png').stat().st_size > 1000
     # Observed tokens were written for every train and val scene, and the classifier was
     # scored on them too.
@@ -64,8 +70,13 @@ def test_outputs_and_formats(trained):
     assert any('val_accuracy_with_observed' in m for m in lines)
     # config/train_default.yaml rewords half the stage-2 instructions into extra examples
     examples = [m for m in lines if m.get('stage') == 'examples'][0]
-    assert examples['reworded_copies'] > 0
-    assert isinstance(LeoTrainedPolicy.load(model), LeoTrainedPolicy)
+    assert examples['reworded_copies'] > 0 and examples['stage2_train'] > 0
+    data = [m for m in lines if m.get('stage') == 'data' and m.get('split') == 'train'][0]
+    assert data['families'].get('refusal', 0) > 0
+    policy = load_policy_dir(model)
+    assert isinstance(policy, LeoPolicy) and policy.config.lora
+    decision = act(policy, make_scene(3), require_action=['nav_goal'])
+    assert decision.kind == 'nav_goal' and decision.error == ''
 
 
 def test_install_replaces_the_model_and_keeps_the_ablation_table(trained, tmp_path):
@@ -76,8 +87,9 @@ def test_install_replaces_the_model_and_keeps_the_ablation_table(trained, tmp_pa
     train_tool.install(trained, trained / 'model', target)
     assert (target / 'ablation' / 'ablation.md').read_text() == '| variant |'
     assert not (target / 'stale.txt').exists()
-    assert isinstance(LeoTrainedPolicy.load(target), LeoTrainedPolicy)
+    assert isinstance(load_policy_dir(target), LeoPolicy)
     assert (target / 'metrics.jsonl').is_file() and (target / 'README.md').is_file()
+    assert 'tiny LLaMA 1 layers x 32' in (target / 'README.md').read_text()
 
 
 def test_resume_continues_from_the_checkpoint(trained):
@@ -90,6 +102,26 @@ def test_resume_continues_from_the_checkpoint(trained):
         [m for m in lines if m.get('event') == 'loaded finished stage'][-1].items()
     resumed = [m for m in lines if m.get('stage') == 'stage2' and m.get('event') == 'resume']
     assert resumed and resumed[-1]['step'] == 2
+    assert isinstance(load_policy_dir(trained / 'model'), LeoPolicy)
+
+
+def test_a_local_hugging_face_backbone_trains_through_leo_train(trained, tmp_path):
+    lm = save_lm(tmp_path / 'lm')
+    out = tmp_path / 'run'
+    assert train_tool.main(['--out', str(out), '--data', str(trained / 'data'), '--llm', str(lm),
+                            '--dtype', 'bfloat16', '--init-from', str(trained / 'model')]
+                           + TOY) == 0
+    meta = json.loads((out / 'model' / 'config.json').read_text())
+    assert meta['backbone']['source'] == str(lm.resolve())
+    assert meta['policy']['llm']['dtype'] == 'bfloat16'
+    lines = read_metrics(out / 'metrics.jsonl')
+    assert [m for m in lines if m.get('event') == 'init'][0]['copied'] > 0
+    # a pretrained LM trains LoRA adapters in both stages: the same count each
+    trainable = {m['stage']: m['trainable'] for m in lines if 'trainable' in m}
+    assert trainable['stage1'] == trainable['stage2'] > 0
+    policy = load_policy_dir(out / 'model')
+    assert policy.in_use() == {'device': 'cpu', 'dtype': 'bfloat16'}
+    assert act(policy, make_scene(3), require_action=['nav_goal']).kind == 'nav_goal'
 
 
 def test_the_installed_launcher_renders_observed_tokens_in_worker_processes(tmp_path):
@@ -104,9 +136,12 @@ def test_the_installed_launcher_renders_observed_tokens_in_worker_processes(tmp_
     assert 'freeze_support' not in done.stderr
 
 
-def test_bad_override_is_refused(tmp_path, capsys):
-    assert train_tool.main(['--out', str(tmp_path), '--set', 'stage1.steps=0']) == 2
-    assert 'steps' in capsys.readouterr().err
+@pytest.mark.parametrize('override, match', [('stage1.steps=0', 'steps'),
+                                             ('policy.width=32', 'no fields'),
+                                             ('policy.scene.heads=5', 'heads')])
+def test_bad_override_is_refused(tmp_path, capsys, override, match):
+    assert train_tool.main(['--out', str(tmp_path), '--set', override]) == 2
+    assert match in capsys.readouterr().err
 
 
 def test_leo_eval_writes_tables_and_the_last_line(trained, tmp_path, capsys):
@@ -114,7 +149,7 @@ def test_leo_eval_writes_tables_and_the_last_line(trained, tmp_path, capsys):
     code = eval_tool.main(['--model', str(trained / 'model'), '--episodes', '1',
                            '--test-scenes', '1', '--out', str(out), '--quiet',
                            '--families', 'nav', 'qa', 'pick_place', '--tokens', 'perception',
-                           '--grounding-probe'])
+                           '--grounding-probe', '--device', 'cpu'])
     assert code == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     keys = [part.split('=')[0] for part in last.split()]
@@ -138,40 +173,40 @@ def test_leo_eval_writes_tables_and_the_last_line(trained, tmp_path, capsys):
     for episode in result['episodes']:
         assert len(episode['grounding']) == int(episode['objects_seen'].split('/')[0])
         assert all(0 <= p <= 1 for pair in episode['grounding'].values() for p in pair)
+        assert episode['intent'] in ('motion', 'question', 'description')
     navigation = next(e for e in result['episodes'] if e['family'] == 'nav')
     assert navigation['grounding_targets'] == navigation['target_ids']
 
 
-def test_ablations_write_the_table_and_gather_finished_variants(trained, tmp_path, capsys):
+def test_an_ablation_variant_is_trained_once_and_read_back(trained, tmp_path, capsys):
     out = tmp_path / 'ablation'
     shared = ['--out', str(out), '--data', str(trained / 'data'), '--classifier',
               str(trained / 'classifier'), '--eval-episodes', '1'] + TOY
-    assert train_tool.main(shared + ['--ablations', 'default', 'no_pairwise']) == 0
+    assert train_tool.main(shared + ['--ablations', 'no_pairwise']) == 0
     table = (out / 'ablation.md').read_text()
-    assert '| default |' in table and '| no_pairwise |' in table
+    assert '| no_pairwise |' in table
     result = json.loads((out / 'ablation.json').read_text())
-    assert set(result['variants']) == {'default', 'no_pairwise'}
-    without = LeoTrainedPolicy.load(out / 'no_pairwise' / 'model').spatial[0]
-    assert without.pair is None and without.pair_value is None
-    assert LeoTrainedPolicy.load(out / 'default' / 'model').spatial[0].pair_value is not None
+    assert set(result['variants']) == {'no_pairwise'}
+    layer = load_policy_dir(out / 'no_pairwise' / 'model').scene.scene_layers[0]
+    assert layer.pair is None and layer.pair_value is None
     assert (out / 'ablation.png').is_file()
-    # A finished variant is read back (separate processes, one gathering call) ...
-    stamp = (out / 'default' / 'eval' / 'eval.json').stat().st_mtime_ns
-    assert train_tool.main(shared + ['--ablations', 'default']) == 0
-    assert (out / 'default' / 'eval' / 'eval.json').stat().st_mtime_ns == stamp
-    # ... but not when it was made with another configuration.
-    assert train_tool.main(shared + ['--set', 'stage2.steps=4', '--ablations', 'default']) == 0
-    assert (out / 'default' / 'eval' / 'eval.json').stat().st_mtime_ns != stamp
+    # A finished variant is read back (separate processes, one gathering call)
+    stamp = (out / 'no_pairwise' / 'eval' / 'eval.json').stat().st_mtime_ns
+    assert train_tool.main(shared + ['--ablations', 'no_pairwise']) == 0
+    assert (out / 'no_pairwise' / 'eval' / 'eval.json').stat().st_mtime_ns == stamp
     capsys.readouterr()
 
 
-def test_leo_eval_refuses_a_missing_model(tmp_path, capsys):
+def test_leo_eval_refuses_a_missing_or_old_model(tmp_path, capsys):
     assert eval_tool.main(['--model', str(tmp_path / 'none'), '--quiet']) == 2
     assert 'no model' in capsys.readouterr().err
+    (tmp_path / 'config.json').write_text(json.dumps({'format': 'leo_ros.train.policy/1'}))
+    assert eval_tool.main(['--model', str(tmp_path), '--quiet', '--device', 'cpu']) == 2
+    error = capsys.readouterr().err.strip()
+    assert '\n' not in error and 'leo_ros.train.policy/1' in error
 
 
 def test_held_out_wordings_are_not_trained_on():
-    from pathlib import Path
     from leo_ros.data.templates import Templates
     root = Path(__file__).resolve().parents[1]
     held_out = Templates.load(root / 'config' / 'phrasings_heldout.yaml')

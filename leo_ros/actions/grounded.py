@@ -22,11 +22,12 @@ import json
 import math
 from pathlib import Path
 
+from leo_ros.actions.registry import GROUNDED
 from leo_ros.actions.types import NavGoal, PickPlace
 import numpy as np
 
-#: kind -> number of object tokens after the marker
-GROUNDED_KINDS = {'nav_goal': 1, 'pick_place': 2}
+#: kind -> number of object tokens after the marker (from the registry)
+GROUNDED_KINDS = GROUNDED
 
 
 def object_token(index: int) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import math
 
 from leo_ros.actions.types import NavGoal, to_dict
+from leo_ros.data import scene_questions
+from leo_ros.data.refusals import HELDOUT_NOUNS, is_absent, propose_refusal, TRAIN_NOUNS
 from leo_ros.data.templates import FAMILY_OF_KIND, Templates
 from leo_ros.sim import expert
 from leo_ros.sim.graph import DIRECTIONS, Reference
@@ -24,7 +26,7 @@ import numpy as np
 
 PLURALS = {'box': 'boxes', 'shelf': 'shelves'}
 QA_KINDS = ('qa_count', 'qa_color', 'qa_category', 'qa_existence', 'qa_support', 'qa_relation',
-            'qa_size')
+            'qa_size') + scene_questions.SCENE_QUESTION_KINDS
 #: Ways the loose proposer names an object: 'the mug', 'the red mug', 'the mug left of the
 #: box', 'the largest mug'.
 REFERENCE_FORMS = ('category', 'color', 'relation', 'superlative')
@@ -53,6 +55,11 @@ def mentioned_ids(graph, candidate) -> list:
     return sorted(ids)
 
 
+def family_of(kind) -> str:
+    """Return the family of a sample kind ('refusal' for refusals)."""
+    return 'refusal' if kind == 'refusal' else FAMILY_OF_KIND[kind]
+
+
 def _checked_weights(name, weights, known) -> dict:
     """Return ``weights`` as a dict after checking its keys are ``known`` and values >= 0."""
     weights = dict(weights)
@@ -65,9 +72,33 @@ def _checked_weights(name, weights, known) -> dict:
     return weights
 
 
+NUMBERS = ('no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
+
+
 def plural(category):
     """Return the plural of a category name."""
     return PLURALS.get(category, category + 's')
+
+
+def counted(counts) -> list:
+    """
+    Return noun phrases for counted things, in sorted order.
+
+    :param counts: {category: n} or {(colour, category): n}
+    :return: ['a red mug', 'two blue bowls', '3 chairs', ...] (numbers up to nine as words)
+    """
+    phrases = []
+    for key, count in sorted(counts.items()):
+        *colour, category = key if isinstance(key, tuple) else (key,)
+        words = ' '.join([*colour, category if count == 1 else plural(category)])
+        number = 'a' if count == 1 else NUMBERS[count] if count < len(NUMBERS) else str(count)
+        phrases.append(f'{number} {words}')
+    return phrases
+
+
+def listing(phrases) -> str:
+    """Join phrases as English: 'a, b and c'."""
+    return ', '.join(phrases[:-1]) + (' and ' if len(phrases) > 1 else '') + phrases[-1]
 
 
 @dataclass
@@ -82,6 +113,8 @@ class EngineConfig:
     :param nav: navigation episode candidates per scene
     :param pick_place: manipulation episode candidates per scene
     :param plan: multi-step plan candidates per scene
+    :param refusals: candidates per scene whose instruction names something absent
+        (``leo_ros.data.refusals``)
     :param qa_kind_weights: relative frequency of each question kind (``qa_relation``: 3, ...);
         kinds left out weigh 1; None draws the kinds uniformly
     :param reference_form_weights: relative frequency of each way of naming an object
@@ -99,6 +132,7 @@ class EngineConfig:
     nav: int = 5
     pick_place: int = 4
     plan: int = 2
+    refusals: int = 0
     qa_kind_weights: dict = None
     reference_form_weights: dict = None
     points_per_object: int = 1024
@@ -107,7 +141,7 @@ class EngineConfig:
 
     def __post_init__(self):
         for name in ('situations', 'object_captions', 'scene_captions', 'qa', 'nav',
-                     'pick_place', 'plan'):
+                     'pick_place', 'plan', 'refusals'):
             if getattr(self, name) < 0:
                 raise ValueError(f'EngineConfig.{name} must be >= 0, got {getattr(self, name)}')
         if self.situations < 1:
@@ -187,7 +221,7 @@ class DataEngine:
 
         plan = [('object_caption', cfg.object_captions), ('scene_caption', cfg.scene_captions),
                 ('qa', cfg.qa), ('nav', cfg.nav), ('pick_place', cfg.pick_place),
-                ('plan', cfg.plan)]
+                ('plan', cfg.plan), ('refusal', cfg.refusals)]
         for family, count in plan:
             for _ in range(count):
                 index = int(rng.integers(len(situations)))
@@ -209,7 +243,7 @@ class DataEngine:
     def _sample(self, world, seed, number, candidate, situation, situation_index):
         return {
             'id': f'{seed:08d}-{number:03d}',
-            'family': FAMILY_OF_KIND[candidate['kind']],
+            'family': family_of(candidate['kind']),
             'kind': candidate['kind'],
             'scene_seed': int(seed),
             'situation': {'x': round(situation[0], 4), 'y': round(situation[1], 4),
@@ -221,12 +255,20 @@ class DataEngine:
             'target_ids': [int(i) for i in candidate.get('target_ids', [])],
             'mentioned_ids': mentioned_ids(world.graph, candidate),
             'template': candidate['template'],
+            **({'base_kind': candidate['base_kind'], 'form': candidate['form']}
+               if candidate['kind'] == 'refusal' else {}),
         }
 
     # ---- proposing
-    def propose(self, world, family, rng):
-        """Return one candidate of a family (a dict), or None when the scene offers none."""
+    def propose(self, world, family, rng, nouns=TRAIN_NOUNS):
+        """
+        Return one candidate of a family (a dict), or None when the scene offers none.
+
+        :param nouns: absent things refusals may name (``leo_ros.data.refusals``)
+        """
         graph = world.graph
+        if family == 'refusal':
+            return propose_refusal(self.templates, graph, rng, nouns)
         if family == 'qa':
             kinds = [k for k in QA_KINDS if self.templates.has(k)]
             weights = self.config.qa_kind_weights
@@ -242,8 +284,10 @@ class DataEngine:
             kind = family
         if not self.templates.has(kind):
             return None
-        make = getattr(self, f'_propose_{kind}')
-        candidate = make(world, graph, rng)
+        if kind in scene_questions.PROPOSERS:
+            candidate = scene_questions.PROPOSERS[kind](self, world, graph, rng)
+        else:
+            candidate = getattr(self, f'_propose_{kind}')(world, graph, rng)
         if candidate is None:
             return None
         slots = {**candidate.pop('slots')}
@@ -331,21 +375,18 @@ class DataEngine:
         return f'the {support.color} {support.category}'
 
     def _propose_scene_caption(self, world, graph, rng):
+        # What the object tokens show: categories with counts, then what stands on up to three
+        # supports (the room's size is not in the tokens, so the caption does not guess it).
         counts = Counter(o.category for o in graph.scene.objects.values())
-        parts = [f'{n} {plural(c) if n > 1 else c}' for c, n in sorted(counts.items())]
-        sentences = [f'A room of {graph.scene.width:.1f} by {graph.scene.depth:.1f} meters with '
-                     + ', '.join(parts[:-1]) + (' and ' if len(parts) > 1 else '')
-                     + parts[-1] + '.']
+        sentences = [f'The room has {listing(counted(counts))}.']
         claims = []
         for support in sorted(graph.scene.objects.values(), key=lambda o: o.id):
             items = [o for o in graph.scene.objects.values() if o.support_id == support.id]
             if not items or support.category not in SUPPORT_CATEGORIES:
                 continue
-            names = [f'a {o.color} {o.category}' for o in sorted(items, key=lambda o: o.id)]
-            sentences.append(f'On the {support.color} {support.category} there '
-                             f'{"is" if len(names) == 1 else "are"} '
-                             + ', '.join(names[:-1]) + (' and ' if len(names) > 1 else '')
-                             + names[-1] + '.')
+            names = Counter((o.color, o.category) for o in items)
+            sentences.append(f'The {support.color} {support.category} holds '
+                             f'{listing(counted(names))}.')
             claims += [(o.id, support.id) for o in items]
             if len(sentences) >= 4:
                 break
@@ -504,6 +545,8 @@ class DataEngine:
     def refine(self, world, candidate):
         """Return why a candidate is dropped ('' to keep it), checked against the graph."""
         graph = world.graph
+        if candidate['kind'] == 'refusal':
+            return '' if is_absent(graph, candidate) else 'not_absent'
         for reference, target in candidate.get('refs', []):
             resolved = graph.resolve(reference)
             if resolved != [target]:
@@ -539,6 +582,8 @@ class DataEngine:
         if kind == 'larger':
             _, a, b, winner = claim
             return '' if graph.extreme([a, b], 'largest') == winner else 'wrong_answer'
+        if kind in ('count_on', 'tallest', 'what_relation'):
+            return scene_questions.check(graph, claim)
         if kind == 'nav':
             return self._check_nav(world, claim)
         if kind in ('pick_place', 'plan'):
@@ -603,13 +648,13 @@ class TaskSampler:
         there before running it). Raises ValueError when no valid task is found.
         """
         if family not in ('object_caption', 'scene_caption', 'qa', 'nav', 'pick_place',
-                          'plan'):
+                          'plan', 'refusal'):
             raise ValueError(f'unknown task family {family!r}')
         for _ in range(tries):
-            candidate = self.engine.propose(world, family, rng)
+            candidate = self.engine.propose(world, family, rng, nouns=HELDOUT_NOUNS)
             if candidate is None or self.engine.refine(world, candidate):
                 continue
-            family_name = FAMILY_OF_KIND[candidate['kind']]
+            family_name = family_of(candidate['kind'])
             situation = candidate.get('situation') or world.robot_pose
             return Task(family=family_name, instruction=candidate['instruction'],
                         scene_seed=world.scene_seed,

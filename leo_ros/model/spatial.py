@@ -1,150 +1,251 @@
 """
-LEO's spatial transformer: object tokens attend to each other with a pairwise-geometry bias.
+The scene encoder: LEO's spatial transformer over object tokens, then instruction grounding.
 
-For tokens i (query) and j (key) with box centres c, the pair feature is
-``(d / d_max, dz / d, dxy / d, dy / dxy, dx / dxy)`` with ``(dx, dy, dz) = c_i - c_j``,
-``d = |c_i - c_j|`` and ``dxy = |(dx, dy)|``. Each head predicts ``w`` (5) and ``b`` from the
-query token and adds ``log(sigmoid(w . pair + b))`` to its attention logits. A location
-embedding of (centre, size) is added to the tokens before every layer. Token 0 is the embodied
-token (the agent: its position, a zero size, and its heading).
+Object tokens (frozen object-encoder embedding + colour + robot-frame box) pass the scene layers:
+self-attention with LEO's pairwise geometry (distance, dz/d, dxy/d, dy/dxy, dx/dxy of every
+pair entering the attention logits as log(sigmoid(w . pair + b)), w and b predicted per query
+and head), optionally the attended objects' relative geometry in the values (``pair_values``),
+and a location embedding added at every layer. These tokens read no text: they are the scene
+part of the prompt, cached across instructions.
+
+The grounding layers continue from them with the instruction (``SceneConfig``): the pooled
+MiniLM vector modulates the tokens (FiLM), they cross-attend to its word pieces, and an early
+head says which objects the text names and which one it is about; every token then gets where
+the other named objects lie relative to it (``named_geometry``) before the layers run.
 """
 
 import math
 
-from leo_ros.model.config import SpatialConfig
+from leo_ros.model.config import SceneConfig
 import torch
 from torch import nn
-import torch.nn.functional as F
 
-PAIR_DIM = 5
-_EPS = 1e-10
-#: LEO clamps sigmoid(.) at 1e-6 before the log
-_LOG_MIN = math.log(1e-6)
+#: masked logit (finite: safe in half precision)
+NEG = -1e4
+#: object feature layout after the encoder embedding: colour (3), centre (3), size (3)
+GEOMETRY_FEATURES = 9
+#: features of ``pair_values``
+PAIR_VALUE_FEATURES = 10
+#: features of ``named_geometry``
+NAMED_GEOMETRY_FEATURES = 6
+#: MiniLM's hidden size
+TEXT_DIM = 384
 
 
-def pairwise_features(centres: torch.Tensor, mask: torch.Tensor = None,
-                      normalise: bool = True) -> torch.Tensor:
+def pairwise_features(centers) -> torch.Tensor:
     """
-    Return LEO's pairwise geometry.
+    Return LEO's pair geometry for every object pair.
 
-    :param centres: (B, L, 3)
-    :param mask: (B, L) bool, True for real tokens; padded ones do not count towards d_max
-    :param normalise: divide d by the largest distance between real tokens of the scene
-    :return: (B, L, L, 5) with [b, i, j] = features of c_i - c_j
+    :param centers: (B, K, 3) [m]
+    :return: (B, K, K, 5): distance, dz/d, dxy/d, dy/dxy, dx/dxy of c_j - c_i
     """
-    offsets = centres.unsqueeze(2) - centres.unsqueeze(1)                  # (B, L, L, 3)
-    distance = torch.sqrt((offsets ** 2).sum(-1) + _EPS)                   # (B, L, L)
-    planar = torch.sqrt((offsets[..., :2] ** 2).sum(-1) + _EPS)            # (B, L, L)
-    scaled = distance
-    if normalise:
-        if mask is not None:
-            pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
-            largest = distance.masked_fill(~pair_mask, 0).amax(dim=(1, 2))  # (B,)
-        else:
-            largest = distance.amax(dim=(1, 2))
-        scaled = distance / largest.clamp_min(_EPS)[:, None, None]
-    return torch.stack([scaled, offsets[..., 2] / distance, planar / distance,
-                        offsets[..., 1] / planar, offsets[..., 0] / planar], dim=-1)
+    delta = centers[:, None, :, :] - centers[:, :, None, :]             # (B, K, K, 3)
+    distance = delta.norm(dim=-1).clamp(min=1e-4)
+    planar = delta[..., :2].norm(dim=-1).clamp(min=1e-4)
+    return torch.stack([distance, delta[..., 2] / distance, planar / distance,
+                        delta[..., 1] / planar, delta[..., 0] / planar], dim=-1)
 
 
-class SpatialAttention(nn.Module):
-    """Multi-head self-attention with the per-query pairwise-geometry bias."""
+def pair_values(centers, sizes) -> torch.Tensor:
+    """
+    Return where object j lies relative to object i, for every pair.
 
-    def __init__(self, width, heads, dropout=0.0, pairwise=True):
-        super().__init__()
-        self.heads, self.head_dim = heads, width // heads
-        self.qkv = nn.Linear(width, 3 * width)
-        self.out = nn.Linear(width, width)
-        self.dropout = nn.Dropout(dropout)
-        # w (5) and b per head, predicted from the query token
-        self.pair_weights = nn.Linear(width, heads * (PAIR_DIM + 1)) if pairwise else None
+    Offsets are in the robot frame (x forward, y left), so "left of" is a sign. Volume ratios
+    come split into their positive and negative parts: averaged over the objects a head attends
+    to, they still say whether any of them is larger.
 
-    def forward(self, tokens, pairs, key_mask):
-        """
-        Attend.
+    :param centers: (B, K, 3) [m]
+    :param sizes: (B, K, 3) extents [m]
+    :return: (B, K, K, 10): dx, dy, dz, distance, planar distance (c_j - c_i), log extent
+        ratios (3) and the two parts of the log volume ratio (size_j / size_i)
+    """
+    delta = centers[:, None, :, :] - centers[:, :, None, :]             # (B, K, K, 3)
+    log_sizes = torch.log(sizes.clamp(min=0.01))                        # (B, K, 3)
+    ratios = log_sizes[:, None, :, :] - log_sizes[:, :, None, :]        # (B, K, K, 3)
+    volume = ratios.sum(dim=-1, keepdim=True)                           # (B, K, K, 1)
+    return torch.cat([delta, delta.norm(dim=-1, keepdim=True),
+                      delta[..., :2].norm(dim=-1, keepdim=True), ratios, volume.clamp(min=0),
+                      (-volume).clamp(min=0)], dim=-1)
 
-        :param tokens: (B, L, W)
-        :param pairs: (B, L, L, 5) pairwise features, or None when ablated
-        :param key_mask: (B, L) bool, True for real tokens
-        :return: (B, L, W)
-        """
-        batch, length, width = tokens.shape
-        q, k, v = self.qkv(tokens).view(batch, length, 3, self.heads, self.head_dim).unbind(2)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))                    # (B, H, L, Dh)
-        logits = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)        # (B, H, L, L)
-        if self.pair_weights is not None and pairs is not None:
-            wb = self.pair_weights(tokens).view(batch, length, self.heads, PAIR_DIM + 1)
-            wb = wb.permute(0, 2, 1, 3)                                     # (B, H, L, 6)
-            bias = torch.einsum('bhid,bijd->bhij', wb[..., :PAIR_DIM], pairs)
-            bias = bias + wb[..., PAIR_DIM:]                                # (B, H, L, L)
-            logits = logits + F.logsigmoid(bias).clamp_min(_LOG_MIN)
-        logits = logits.masked_fill(~key_mask[:, None, None, :], float('-inf'))
-        weights = self.dropout(logits.softmax(dim=-1))
-        mixed = (weights @ v).transpose(1, 2).reshape(batch, length, width)
-        return self.out(mixed)
+
+def named_geometry(centers, sizes, named, mask) -> torch.Tensor:
+    """
+    Return where the other named objects lie relative to each object.
+
+    For object i: the ``named``-weighted means over the other real objects j of c_j - c_i
+    (robot frame, [m]), log(largest extent_j / largest extent_i) and log(volume_j / volume_i),
+    then the summed weight of the other named objects (capped at 2).
+
+    :param centers: (B, K, 3) [m]
+    :param sizes: (B, K, 3) extents [m]
+    :param named: (B, K) probability that the instruction names the object
+    :param mask: (B, K) True for real objects
+    :return: (B, K, 6)
+    """
+    log_sizes = torch.log(sizes.clamp(min=0.01))                        # (B, K, 3)
+    per_object = torch.cat([centers, log_sizes.amax(dim=-1, keepdim=True),
+                            log_sizes.sum(dim=-1, keepdim=True)], dim=-1)  # (B, K, 5)
+    delta = per_object[:, None, :, :] - per_object[:, :, None, :]     # (B, K, K, 5): j - i
+    others = (named * mask)[:, None, :].expand(-1, named.shape[1], -1)  # (B, K, K)
+    others = others * (1 - torch.eye(named.shape[1], device=named.device))
+    weight = others.sum(dim=-1, keepdim=True)                           # (B, K, 1)
+    mean = torch.einsum('bij,bijf->bif', others, delta) / (weight + 1e-3)
+    return torch.cat([mean, weight.clamp(max=2)], dim=-1)
 
 
 class SpatialLayer(nn.Module):
-    """Post-norm transformer layer (as LEO's) with spatial attention."""
+    """One spatial transformer layer: pairwise-geometry bias, optional text cross-attention."""
 
-    def __init__(self, config: SpatialConfig):
+    def __init__(self, width, heads, pairwise, cross=False, values=False):
         super().__init__()
-        self.attention = SpatialAttention(config.width, config.heads, config.dropout,
-                                          pairwise=not config.ablate_pairwise_geometry)
-        self.norm1 = nn.LayerNorm(config.width)
-        self.norm2 = nn.LayerNorm(config.width)
-        self.ffn = nn.Sequential(nn.Linear(config.width, config.ffn_mult * config.width),
-                                 nn.GELU(), nn.Dropout(config.dropout),
-                                 nn.Linear(config.ffn_mult * config.width, config.width))
-        self.dropout = nn.Dropout(config.dropout)
+        self.heads, self.pairwise = heads, pairwise
+        if cross:
+            self.cross_norm = nn.LayerNorm(width)
+            self.cross = nn.MultiheadAttention(width, heads, batch_first=True)
+        else:
+            self.cross = None
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(),
+                                 nn.Linear(2 * width, width))
+        self.pair = nn.Linear(width, heads * 6) if pairwise else None
+        # zero: the layer starts as LEO's and learns to read relative geometry
+        self.pair_value = nn.Parameter(torch.zeros(heads, PAIR_VALUE_FEATURES, width // heads)) \
+            if pairwise and values else None
 
-    def forward(self, tokens, pairs, key_mask):
-        tokens = self.norm1(tokens + self.dropout(self.attention(tokens, pairs, key_mask)))
-        return self.norm2(tokens + self.dropout(self.ffn(tokens)))
+    def forward(self, x, location, pair, mask, values=None, text=None, text_mask=None):
+        """
+        Update the object tokens.
+
+        :param x: (B, K, W) object tokens
+        :param location: (B, K, W) location embedding, added at every layer
+        :param pair: (B, K, K, 5) pair geometry
+        :param mask: (B, K) True for real objects
+        :param values: (B, K, K, 10) ``pair_values`` (with ``values=True``)
+        :param text: (B, T, W) instruction states (with cross-attention)
+        :param text_mask: (B, T) True for real word pieces
+        :return: (B, K, W)
+        """
+        batch, count, width = x.shape
+        x = x + location
+        h = self.norm1(x)
+        q, k, v = self.qkv(h).view(batch, count, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])      # (B, H, K, K)
+        if self.pairwise:
+            wb = self.pair(h).view(batch, count, self.heads, 6)         # (B, K, H, 6)
+            gate = torch.einsum('bihf,bijf->bhij', wb[..., :5], pair) \
+                + wb[..., 5].permute(0, 2, 1)[..., None]
+            logits = logits + nn.functional.logsigmoid(gate)
+        logits = logits.masked_fill(~mask[:, None, None, :], NEG)
+        weights = logits.softmax(-1)                                    # (B, H, K, K)
+        attended = weights @ v                                          # (B, H, K, Dh)
+        if self.pair_value is not None:
+            # the map is linear, so average the geometry first: (B, H, K, 10)
+            geometry = torch.einsum('bhij,bijf->bhif', weights, values)
+            attended = attended + torch.einsum('bhif,hfd->bhid', geometry, self.pair_value)
+        x = x + self.out(attended.transpose(1, 2).reshape(batch, count, width))
+        if self.cross is not None:
+            read, _ = self.cross(self.cross_norm(x), text, text, key_padding_mask=~text_mask,
+                                 need_weights=False)
+            x = x + read
+        return x + self.mlp(self.norm2(x))
 
 
-class SpatialTransformer(nn.Module):
+class SceneEncoder(nn.Module):
     """
-    Object features + agent pose -> contextual object tokens, embodied token first.
+    Object features -> scene tokens (no text) and grounding tokens (with the instruction).
 
-    :param feature_dim: width of the object encoder's features
+    :param config: sizes and switches
     """
 
-    def __init__(self, feature_dim: int, config: SpatialConfig = None):
+    def __init__(self, config: SceneConfig):
         super().__init__()
-        self.config = config or SpatialConfig()
-        width = self.config.width
-        self.project = nn.Linear(feature_dim, width)
-        self.embodied = nn.Parameter(torch.zeros(width))
-        self.heading = nn.Linear(2, width)   # (cos yaw, sin yaw) of the agent
-        self.location = None if self.config.ablate_location_embedding else nn.Sequential(
-            nn.Linear(6, width), nn.LayerNorm(width))
-        self.layers = nn.ModuleList(SpatialLayer(self.config) for _ in range(self.config.layers))
-        nn.init.normal_(self.embodied, std=0.02)
+        self.config = config
+        width, heads = config.width, config.heads
+        self.object_in = nn.Sequential(
+            nn.Linear(config.object_embedding + GEOMETRY_FEATURES, width), nn.GELU(),
+            nn.Linear(width, width))
+        if config.location == 'mlp':
+            self.location = nn.Sequential(nn.Linear(6, width), nn.GELU(), nn.Linear(width, width))
+        else:
+            self.location = nn.Linear(6, width)
+        self.scene_layers = nn.ModuleList(
+            SpatialLayer(width, heads, config.pairwise_geometry, False, config.pair_values)
+            for _ in range(config.scene_layers))
+        self.scene_norm = nn.LayerNorm(width)
+        guided = config.text_guidance and config.grounding_layers > 0
+        self.guide = nn.Linear(TEXT_DIM, 2 * width) if guided else None
+        self.text_in = nn.Linear(TEXT_DIM, width) if guided else None
+        self.grounding_layers = nn.ModuleList(
+            SpatialLayer(width, heads, config.pairwise_geometry, guided, config.pair_values)
+            for _ in range(config.grounding_layers))
+        self.grounding_norm = nn.LayerNorm(width) if config.grounding_layers else None
+        if config.named_geometry:
+            early = 2 if config.subject_head else 1
+            self.early = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, early))
+            self.named_in = nn.Linear(NAMED_GEOMETRY_FEATURES + early - 1, width)
+            nn.init.zeros_(self.named_in.weight)      # starts as the encoder without it
+            nn.init.zeros_(self.named_in.bias)
+        else:
+            self.early = None
+        # (answer rests on it, text names it) per grounding token
+        self.grounding = nn.Linear(width, 2) if config.grounding_loss > 0 else None
 
-    def forward(self, features, locations, mask, agent_pose):
-        """
-        Contextualise.
+    def geometry(self, centers, sizes) -> dict:
+        """Return the per-scene geometry every layer reads (location, pairs, pair values)."""
+        log_or_linear = torch.log(sizes.clamp(min=0.01)) if self.config.location == 'mlp' \
+            else sizes
+        out = {'location': self.location(torch.cat([centers, log_or_linear], dim=-1)),
+               'pair': pairwise_features(centers), 'values': None}
+        if self.config.pair_values:
+            out['values'] = pair_values(centers, sizes)                 # (B, K, K, 10)
+        return out
 
-        :param features: (B, K, F) object features
-        :param locations: (B, K, 6) centre and size [m]
-        :param mask: (B, K) bool, True for real objects
-        :param agent_pose: (B, 3) x, y [m], yaw [rad] in the same frame as the centres
-        :return: tokens (B, K + 1, W) with the embodied token at index 0, mask (B, K + 1)
+    def encode_scene(self, objects, centers, sizes, mask):
         """
-        batch = features.shape[0]
-        agent_location = torch.zeros(batch, 1, 6, dtype=locations.dtype, device=locations.device)
-        agent_location[:, 0, :2] = agent_pose[:, :2]
-        heading = torch.stack([torch.cos(agent_pose[:, 2]), torch.sin(agent_pose[:, 2])], dim=-1)
-        agent = (self.embodied + self.heading(heading)).unsqueeze(1)       # (B, 1, W)
-        tokens = torch.cat([agent, self.project(features)], dim=1)         # (B, L, W)
-        locations = torch.cat([agent_location, locations], dim=1)          # (B, L, 6)
-        mask = torch.cat([mask.new_ones(batch, 1), mask], dim=1)           # (B, L)
-        pairs = None
-        if not self.config.ablate_pairwise_geometry:
-            pairs = pairwise_features(locations[..., :3], mask, self.config.normalise_distances)
-        for layer in self.layers:
-            if self.location is not None:
-                tokens = tokens + self.location(locations)
-            tokens = layer(tokens, pairs, mask)
-        return tokens, mask
+        Run the scene layers.
+
+        :param objects: (B, K, E + 9) object features
+        :param centers: (B, K, 3) robot-frame centres [m]
+        :param sizes: (B, K, 3) extents [m]
+        :param mask: (B, K) True for real objects
+        :return: scene tokens (B, K, W), the raw (pre-norm) tokens the grounding layers continue
+            from (B, K, W), and the geometry dict
+        """
+        geometry = self.geometry(centers, sizes)
+        x = self.object_in(objects)                                     # (B, K, W)
+        for layer in self.scene_layers:
+            x = layer(x, geometry['location'], geometry['pair'], mask, geometry['values'])
+        return self.scene_norm(x), x, geometry
+
+    def ground(self, raw, geometry, centers, sizes, mask, text, text_mask, pooled):
+        """
+        Run the grounding layers on the scene layers' raw tokens.
+
+        :param raw: (B, K, W) pre-norm scene tokens
+        :param text: (B, T, 384) MiniLM word pieces, ``text_mask`` (B, T), ``pooled`` (B, 384)
+        :return: grounding tokens (B, K, W) and the early logits (B, K, C) or None (C: named,
+            and subject with ``subject_head``)
+        """
+        if not self.grounding_layers:
+            return self.scene_norm(raw), None
+        x = raw
+        states = None
+        if self.guide is not None:
+            gamma, beta = self.guide(pooled).chunk(2, dim=-1)             # (B, W) each
+            x = x * (1 + gamma[:, None]) + beta[:, None]
+            states = self.text_in(text)                                   # (B, T, W)
+        early = None
+        if self.early is not None:
+            early = self.early(x)                                         # (B, K, C)
+            named = torch.sigmoid(early[..., 0].float())                  # (B, K)
+            features = [named_geometry(centers, sizes, named, mask)]
+            if self.config.subject_head:
+                subject = early[..., 1].float().masked_fill(~mask, NEG).softmax(-1)
+                features.append(subject[..., None])                       # (B, K, 1)
+            x = x + self.named_in(torch.cat(features, dim=-1).to(x.dtype))
+        for layer in self.grounding_layers:
+            x = layer(x, geometry['location'], geometry['pair'], mask, geometry['values'],
+                      states, text_mask)
+        return self.grounding_norm(x), early

@@ -2,18 +2,21 @@
 sim_node: the built-in world live on ROS 2 topics.
 
 Publishes the robot's RGB-D camera (``camera/image``, ``camera/depth``, ``camera/camera_info``,
-``camera/points`` with a per-point ``instance`` field, ``camera/pose``), ``odom`` and
-``robot_pose``; follows ``goal_pose``, ``cmd_vel`` and ``leo/manipulator_command``; offers
-``sim/reset`` (leo_ros/srv/ResetWorld) and ``sim/task_status`` (leo_ros/srv/TaskStatus);
-reports refusals on ``sim/status``. The world is stepped and rendered in a worker thread and
-published from a second one (the next frame renders while the last one is sent); callbacks
-only enqueue.
+``camera/points`` with a per-point ``instance`` field, ``camera/pose``), ``odom``,
+``robot_pose``, ``/tf`` and ``/tf_static`` (map -> odom -> base_link -> camera_link ->
+camera_optical_frame, REP-105; odom is offset from the map by ``odom_x/y/yaw``) and, with
+``publish_clock``, ``/clock``; follows ``goal_pose`` (in the map or odom frame), ``cmd_vel``
+and ``leo/manipulator_command``; offers ``sim/reset`` (leo_ros/srv/ResetWorld) and
+``sim/task_status`` (leo_ros/srv/TaskStatus); reports refusals on ``sim/status``. The world is
+stepped and rendered in a worker thread and published from a second one (the next frame renders
+while the last one is sent); callbacks only enqueue.
 """
 
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 import json
 import math
+import sys
 import threading
 import time
 
@@ -24,12 +27,12 @@ from leo_ros.msg import ManipulatorCommand
 from leo_ros.ros.conversions import (array_to_image, matrix_to_pose, pose_stamped,
                                      quaternion_to_yaw, xyz_rgb_to_pointcloud2)
 from leo_ros.ros.env import apply_ros_environment
+from leo_ros.ros.parameters import Spec
 from leo_ros.sim.render import CameraConfig
 from leo_ros.sim.world import World, WorldConfig
 from leo_ros.srv import ResetWorld, SaveTopdown, TaskStatus
 from nav_msgs.msg import Odometry
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -55,9 +58,15 @@ class SimNodeConfig:
     :param publish_points: publish camera/points (the largest message)
     :param publish_clock: publish /clock with simulated time and stamp with it
     :param map_frame: fixed frame of poses and goals
-    :param odom_frame: odometry frame (equal to the map here: no drift)
+    :param odom_frame: odometry frame
     :param base_frame: robot base frame
-    :param camera_frame: camera optical frame
+    :param camera_link_frame: camera body frame (x forward, z up; REP-103)
+    :param camera_frame: camera optical frame (z forward, x right, y down)
+    :param odom_x: x of the odom frame's origin in the map [m] (map != odom when non-zero)
+    :param odom_y: y of the odom frame's origin in the map [m]
+    :param odom_yaw: heading of the odom frame in the map [rad]
+    :param publish_tf: publish /tf and /tf_static (map -> odom -> base_link -> camera_link ->
+        camera_optical_frame)
     """
 
     rate: float = 10.0
@@ -73,14 +82,27 @@ class SimNodeConfig:
     map_frame: str = 'map'
     odom_frame: str = 'odom'
     base_frame: str = 'base_link'
+    camera_link_frame: str = 'camera_link'
     camera_frame: str = 'camera_optical_frame'
+    odom_x: float = 0.0
+    odom_y: float = 0.0
+    odom_yaw: float = 0.0
+    publish_tf: bool = True
 
     def __post_init__(self):
         if not 0.1 <= self.rate <= 200.0:
             raise ValueError(f'SimNodeConfig.rate must be in [0.1, 200] Hz, got {self.rate}')
-        for name in ('map_frame', 'odom_frame', 'base_frame', 'camera_frame'):
+        frames = ('map_frame', 'odom_frame', 'base_frame', 'camera_link_frame', 'camera_frame')
+        for name in frames:
             if not getattr(self, name):
                 raise ValueError(f'SimNodeConfig.{name} must not be empty')
+        if len({getattr(self, name) for name in frames}) != len(frames):
+            raise ValueError(f'SimNodeConfig frames must differ, got '
+                             f'{[getattr(self, name) for name in frames]}')
+        for name in ('odom_x', 'odom_y', 'odom_yaw'):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f'SimNodeConfig.{name} must be finite, got '
+                                 f'{getattr(self, name)}')
         # Camera values are checked by CameraConfig.
         self.camera()
 
@@ -90,22 +112,57 @@ class SimNodeConfig:
                             depth_noise=self.depth_noise, dropout=self.dropout)
 
 
-DESCRIPTIONS = {
-    'rate': 'frames and world steps per second [Hz]',
-    'seed': 'scene seed at start',
-    'task_family': 'task drawn at start: nav, pick_place, plan, qa, ... ("" for none)',
-    'width': 'camera image width [px]',
-    'height': 'camera image height [px]',
-    'fov_x': 'horizontal field of view [deg]',
-    'depth_noise': 'depth noise std at 1 m [m], grows with depth squared',
-    'dropout': 'share of pixels without depth',
-    'publish_points': 'publish camera/points (organized PointCloud2 with instance ids)',
-    'publish_clock': 'publish /clock with simulated time and stamp messages with it',
-    'map_frame': 'fixed frame of poses and goals',
-    'odom_frame': 'odometry frame (identical to the map: no drift)',
-    'base_frame': 'robot base frame',
-    'camera_frame': 'camera optical frame',
-}
+#: ROS parameter -> Spec (defaults from SimNodeConfig); all read-only (they shape the world)
+SIM_PARAMETERS = {name: Spec(getattr(SimNodeConfig, name), description, *limits,
+                             read_only=True)
+                  for name, (description, limits) in {
+    'rate': ('frames and world steps per second [Hz]', (0.1, 200.0)),
+    'seed': ('scene seed at start', (0, 2 ** 31 - 1)),
+    'task_family': ('task drawn at start: nav, pick_place, plan, qa, ... ("" for none)', ()),
+    'width': ('camera image width [px]', (16, 4096)),
+    'height': ('camera image height [px]', (16, 4096)),
+    'fov_x': ('horizontal field of view [deg]', (10.0, 170.0)),
+    'depth_noise': ('depth noise std at 1 m [m], grows with depth squared', (0.0, 1.0)),
+    'dropout': ('share of pixels without depth', (0.0, 1.0)),
+    'publish_points': ('publish camera/points (organized PointCloud2 with instance ids)', ()),
+    'publish_clock': ('publish /clock with simulated time and stamp messages with it', ()),
+    'map_frame': ('fixed frame of poses and goals', ()),
+    'odom_frame': ('odometry frame', ()),
+    'base_frame': ('robot base frame', ()),
+    'camera_link_frame': ('camera body frame (x forward, z up)', ()),
+    'camera_frame': ('camera optical frame (z forward, x right, y down)', ()),
+    'odom_x': ("x of the odom frame's origin in the map [m]; non-zero: map != odom",
+               (-1000.0, 1000.0)),
+    'odom_y': ("y of the odom frame's origin in the map [m]", (-1000.0, 1000.0)),
+    'odom_yaw': ('heading of the odom frame in the map [rad]', (-math.pi, math.pi)),
+    'publish_tf': ('publish /tf and /tf_static: map -> odom -> base_link -> camera_link -> '
+                   'camera_optical_frame', ()),
+}.items()}
+
+
+def planar_matrix(x, y, yaw) -> np.ndarray:
+    """Return the (4, 4) pose of a planar frame at (x, y) with heading ``yaw``."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    matrix = np.eye(4)
+    matrix[:2, :2] = [[c, -s], [s, c]]
+    matrix[:2, 3] = (x, y)
+    return matrix
+
+
+def camera_mount(robot_config):
+    """
+    Return the static transforms (base -> camera_link, camera_link -> optical) as (4, 4).
+
+    camera_link sits at ``camera_xyz`` on the base, pitched down by ``camera_pitch`` (x forward,
+    z up, REP-103); the optical frame turns it to z forward, x right, y down.
+    """
+    c, s = math.cos(robot_config.camera_pitch), math.sin(robot_config.camera_pitch)
+    link = np.eye(4)
+    link[:3, :3] = [[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]
+    link[:3, 3] = robot_config.camera_xyz
+    optical = np.eye(4)
+    optical[:3, :3] = [[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
+    return link, optical
 
 
 class SimNode(Node):
@@ -113,17 +170,16 @@ class SimNode(Node):
 
     def __init__(self):
         super().__init__('sim_node')
-        defaults = asdict(SimNodeConfig())
-        for name, value in defaults.items():
-            self.declare_parameter(name, value,
-                                   ParameterDescriptor(description=DESCRIPTIONS[name]))
-        self.config = SimNodeConfig(**{name: self.get_parameter(name).value
-                                       for name in defaults})
+        # Before anything can fail: destroy_node() must work on a half-built node.
+        self._stop = threading.Event()
+        self._worker = self._publisher = None
+        from leo_ros.ros.parameters import declare, warn_undeclared
+        self.config = SimNodeConfig(**declare(self, SIM_PARAMETERS))
+        warn_undeclared(self, SIM_PARAMETERS)
         self.world = World(self.config.seed, WorldConfig(camera=self.config.camera()))
         self.task = None
         self._commands = deque()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
 
         sensor = qos_profile_sensor_data
         latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -135,12 +191,27 @@ class SimNode(Node):
         self.pub_odom = self.create_publisher(Odometry, 'odom', 10)
         self.pub_pose = self.create_publisher(PoseStamped, 'robot_pose', 10)
         self.pub_status = self.create_publisher(String, 'sim/status', latched)
+        self._create_world_publishers()
         from diagnostic_msgs.msg import DiagnosticArray
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._counts = {'rendered': 0, 'published': 0, 'dropped': 0, 'render_ms': 0.0,
                         'last_error': ''}
         self._rate_window = deque(maxlen=50)      # publish times, for the achieved rate
         self.create_timer(1.0, self._publish_diagnostics)
+        self.map_from_odom = planar_matrix(self.config.odom_x, self.config.odom_y,
+                                           self.config.odom_yaw)
+        self.tf = None
+        if self.config.publish_tf:
+            from leo_ros.ros.conversions import matrix_to_transform_stamped
+            from leo_ros.ros.tf import TransformPublisher
+            self.tf = TransformPublisher(self)
+            link, optical = camera_mount(self.world.config.robot)
+            cfg = self.config
+            self.tf.send_static([
+                matrix_to_transform_stamped(link, cfg.base_frame, cfg.camera_link_frame,
+                                            self.get_clock().now().to_msg()),
+                matrix_to_transform_stamped(optical, cfg.camera_link_frame, cfg.camera_frame,
+                                            self.get_clock().now().to_msg())])
         self.pub_clock = None
         if self.config.publish_clock:
             from rosgraph_msgs.msg import Clock
@@ -169,6 +240,7 @@ class SimNode(Node):
         self._worker = threading.Thread(target=self._run, name='sim_worker', daemon=True)
         self._publisher = threading.Thread(target=self._run_publisher, name='sim_publisher',
                                            daemon=True)
+        self._publish_world(reset=False)
         self._worker.start()
         self._publisher.start()
         self.get_logger().info(
@@ -176,6 +248,37 @@ class SimNode(Node):
             f'({self.world.scene.width:.1f} x {self.world.scene.depth:.1f} m, '
             f'{len(self.world.scene.objects)} objects) at {self.config.rate} Hz, '
             f'{self.config.width}x{self.config.height}')
+
+    def _create_world_publishers(self):
+        """Create the map (latched, like map_server) and leo/world_reset (latched) publishers."""
+        from nav_msgs.msg import OccupancyGrid
+        from rclpy.qos import ReliabilityPolicy
+        from std_msgs.msg import Header
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self.pub_map = self.create_publisher(OccupancyGrid, 'map', latched)
+        self.pub_world_reset = self.create_publisher(Header, 'leo/world_reset', latched)
+        self._publishing = threading.Lock()    # held while a frame goes out
+
+    def _publish_world(self, reset=True):
+        """
+        Publish the map; after a reset, first make sure no old frame follows leo/world_reset.
+
+        Called in the worker: the unpublished old frame is dropped and an old frame being
+        published is waited for, so every frame after leo/world_reset shows the new world.
+        """
+        from leo_ros.ros.maps import occupancy_grid_message
+        from std_msgs.msg import Header
+        stamp = self._stamp(self.world.time)
+        if reset:
+            with self._frame_ready:
+                self._latest = None
+            with self._publishing:
+                self.pub_world_reset.publish(Header(stamp=stamp,
+                                                    frame_id=self.config.map_frame))
+        resolution, origin, grid = self.world.occupancy()
+        self.pub_map.publish(occupancy_grid_message(resolution, origin, grid,
+                                                    self.config.map_frame, stamp))
 
     # ---- callbacks: enqueue only
     def _on_goal(self, msg):
@@ -258,7 +361,8 @@ class SimNode(Node):
             if item is None:
                 continue
             try:
-                self._publish(*item)
+                with self._publishing:
+                    self._publish(*item)
                 self._counts['published'] += 1
                 self._rate_window.append(time.monotonic())
             except Exception as exc:
@@ -300,6 +404,14 @@ class SimNode(Node):
         if self.pub_clock is not None:
             from rosgraph_msgs.msg import Clock
             self.pub_clock.publish(Clock(clock=stamp))
+        odom_from_base = np.linalg.inv(self.map_from_odom) @ planar_matrix(*pose)
+        if self.tf is not None:     # before the data that needs it
+            from leo_ros.ros.conversions import matrix_to_transform_stamped
+            self.tf.send([
+                matrix_to_transform_stamped(self.map_from_odom, cfg.map_frame, cfg.odom_frame,
+                                            stamp),
+                matrix_to_transform_stamped(odom_from_base, cfg.odom_frame, cfg.base_frame,
+                                            stamp)])
         self.pub_image.publish(array_to_image(frame.rgb, 'rgb8', cfg.camera_frame, stamp))
         self.pub_depth.publish(array_to_image(frame.depth, '32FC1', cfg.camera_frame, stamp))
         info = CameraInfo()
@@ -329,7 +441,7 @@ class SimNode(Node):
         odom.header.frame_id = cfg.odom_frame
         odom.header.stamp = stamp
         odom.child_frame_id = cfg.base_frame
-        odom.pose.pose = robot.pose
+        odom.pose.pose = matrix_to_pose(odom_from_base)     # the base in the odom frame
         odom.twist.twist.linear.x, odom.twist.twist.angular.z = (float(v) for v in velocity)
         self.pub_odom.publish(odom)
 
@@ -357,9 +469,9 @@ class SimNode(Node):
 
     def _handle_goal(self, msg):
         frame = msg.header.frame_id
-        if frame not in ('', self.config.map_frame):
-            self._say(f'refused goal: frame {frame!r} is not {self.config.map_frame!r} '
-                      f'(no tf here)', error=True)
+        if frame not in ('', self.config.map_frame, self.config.odom_frame):
+            self._say(f'refused goal: frame {frame!r} is neither {self.config.map_frame!r} '
+                      f'nor {self.config.odom_frame!r}', error=True)
             return
         x, y = msg.pose.position.x, msg.pose.position.y
         try:
@@ -367,6 +479,9 @@ class SimNode(Node):
         except ValueError as exc:
             self._say(f'refused goal: {exc}', error=True)
             return
+        if frame == self.config.odom_frame:    # into the map, where the world plans
+            goal = self.map_from_odom @ planar_matrix(x, y, yaw)
+            x, y, yaw = goal[0, 3], goal[1, 3], math.atan2(goal[1, 0], goal[0, 0])
         if not all(math.isfinite(v) for v in (x, y, yaw)):
             self._say(f'refused goal: not finite ({x}, {y}, {yaw})', error=True)
             return
@@ -436,9 +551,10 @@ class SimNode(Node):
             self._last_goal = None
             if request.task_family:
                 self._draw_task(request.task_family, int(request.task_seed))
+            self._publish_world()
             response.success = True
-            response.message = (f'scene {request.seed}: {len(self.world.scene.objects)} '
-                                f'objects, robot at '
+            response.message = (f'scene {request.seed} (world {self.world.world_id}): '
+                                f'{len(self.world.scene.objects)} objects, robot at '
                                 f'{tuple(round(v, 2) for v in self.world.robot_pose)}')
             if self.task is not None:
                 response.instruction = self.task.instruction
@@ -478,17 +594,22 @@ class SimNode(Node):
 
     def destroy_node(self):
         self._stop.set()
-        self._worker.join(timeout=5.0)
-        self._publisher.join(timeout=5.0)
+        for thread in (self._worker, self._publisher):
+            if thread is not None and thread.is_alive():
+                thread.join(timeout=5.0)
         super().destroy_node()
 
 
-def main(args=None):
+def main(args=None) -> int:
     apply_ros_environment()
     rclpy.init(args=args)
     node = None
     try:
-        node = SimNode()
+        try:
+            node = SimNode()
+        except ValueError as error:      # a bad parameter: one clear line, exit code 2
+            rclpy.logging.get_logger('sim_node').fatal(f'bad parameter: {error}')
+            return 2
         executor = MultiThreadedExecutor(num_threads=3)
         executor.add_node(node)
         executor.spin()
@@ -498,7 +619,8 @@ def main(args=None):
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """Decoded actions -> the messages robots consume (pure functions, no node)."""
 
-from geometry_msgs.msg import Point, Pose, Twist
+from geometry_msgs.msg import Point, Pose, PoseStamped, Twist, TwistStamped
 from leo_ros.actions.types import EEDelta, NavGoal, PickPlace
 from leo_ros.ros.conversions import pose_stamped, to_stamp, yaw_to_quaternion
 
@@ -47,6 +47,66 @@ def manipulator_command(action, frame_id='map', stamp=None, object_id=0):
     else:
         raise TypeError(f'no manipulator command for {type(action).__name__}')
     return msg
+
+
+def ee_twist_stamped(action: EEDelta, frame_id, duration, stamp=None) -> TwistStamped:
+    """
+    Return an end-effector step as the velocity that covers it in ``duration`` seconds.
+
+    MoveIt Servo's input: linear [m/s] and angular [rad/s] in ``frame_id`` (the base frame,
+    where EEDelta is expressed).
+    """
+    if not duration > 0:
+        raise ValueError(f'duration must be > 0, got {duration}')
+    msg = TwistStamped()
+    msg.header.frame_id = frame_id
+    msg.header.stamp = to_stamp(stamp)
+    msg.twist.linear.x = float(action.dx) / duration
+    msg.twist.linear.y = float(action.dy) / duration
+    msg.twist.linear.z = float(action.dz) / duration
+    msg.twist.angular.z = float(action.dyaw) / duration
+    return msg
+
+
+def zero_twist_stamped(frame_id, stamp=None) -> TwistStamped:
+    """Return a TwistStamped that holds the end effector still."""
+    msg = TwistStamped()
+    msg.header.frame_id = frame_id
+    msg.header.stamp = to_stamp(stamp)
+    return msg
+
+
+def grasp_poses(action: PickPlace, frame_id, pregrasp_offset, stamp=None):
+    """
+    Return the (pre-grasp, grasp, place) PoseStamped targets of a pick-and-place.
+
+    The grasp is top-down at the pick pose; the pre-grasp lies ``pregrasp_offset`` above it.
+    """
+    def stamped(x, y, z, yaw):
+        msg = PoseStamped(pose=_pose(x, y, z, yaw))
+        msg.header.frame_id = frame_id
+        msg.header.stamp = to_stamp(stamp)
+        return msg
+    grasp = stamped(action.pick_x, action.pick_y, action.pick_z, action.pick_yaw)
+    pregrasp = stamped(action.pick_x, action.pick_y, action.pick_z + pregrasp_offset,
+                       action.pick_yaw)
+    place = stamped(action.place_x, action.place_y, action.place_z, action.place_yaw)
+    return pregrasp, grasp, place
+
+
+def gripper_goal(position, max_effort):
+    """Return a control_msgs/GripperCommand goal (needs control_msgs)."""
+    from control_msgs.action import GripperCommand
+    goal = GripperCommand.Goal()
+    goal.command.position = float(position)
+    goal.command.max_effort = float(max_effort)
+    return goal
+
+
+def navigate_to_pose_goal(pose: PoseStamped):
+    """Return a nav2_msgs/NavigateToPose goal (needs nav2_msgs)."""
+    from nav2_msgs.action import NavigateToPose
+    return NavigateToPose.Goal(pose=pose)
 
 
 def stop_command(frame_id='map', stamp=None):

@@ -1,13 +1,18 @@
 """
 Message <-> numpy conversions: pure functions, no node, no rclpy.
 
-They import message classes only. ``sensor_msgs_py.point_cloud2`` and ``cv_bridge`` are not
-installable from the ROS wheels, so the PointCloud2 and Image codecs are written here, small and
-tested (against those libraries where a ROS install provides them). Malformed messages raise
-:class:`ConversionError`, a ValueError that names the offending field.
+They import message classes only. Decoding uses the ROS libraries where the installation has
+them: ``sensor_msgs_py.point_cloud2`` for PointCloud2 coordinates, ``cv_bridge`` (else
+``rosbags-image``) for Images; :data:`BACKENDS` says which is in use. The PyPI ROS wheels have
+neither, so the codecs written here are the fallback, small and tested (against those
+libraries where they are importable). Every message is first checked here, so malformed ones
+raise :class:`ConversionError`, a ValueError that names the offending field, whichever library
+decodes it. Encoding (numpy -> message) is always done here.
 """
 
 import array
+import functools
+import importlib
 
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion
 from leo_ros.scene_tokens import POINT_DIM, SceneTokens
@@ -45,6 +50,48 @@ IMAGE_ENCODINGS = {
     '8UC1': (np.uint8, 1), '8UC3': (np.uint8, 3), '16UC1': (np.uint16, 1),
     '32FC1': (np.float32, 1),
 }
+
+
+@functools.lru_cache(maxsize=None)
+def _library(name):
+    """Return an optional module, or None (cv_bridge fails with more than ImportError)."""
+    try:
+        return importlib.import_module(name)
+    except Exception:  # ImportError, or a broken binary part (cv2, libcv_bridge)
+        return None
+
+
+def backends() -> dict:
+    """Return which library decodes point clouds and images here."""
+    images = 'cv_bridge' if _library('cv_bridge') else \
+        'rosbags-image' if _library('rosbags.image') else 'leo_ros'
+    clouds = 'sensor_msgs_py' if _library('sensor_msgs_py.point_cloud2') else 'leo_ros'
+    return {'pointcloud2': clouds, 'image': images}
+
+
+@functools.lru_cache(maxsize=None)
+def _cv_bridge():
+    return _library('cv_bridge').CvBridge()
+
+
+def _library_image(msg):
+    """Decode an Image with cv_bridge or rosbags-image (as stored), or return None."""
+    if _library('cv_bridge') is not None:
+        return np.asarray(_cv_bridge().imgmsg_to_cv2(msg, desired_encoding='passthrough'))
+    rosbags_image = _library('rosbags.image')
+    if rosbags_image is not None:
+        return np.asarray(rosbags_image.message_to_cvimage(msg))
+    return None
+
+
+def _library_xyz(msg, cloud):
+    """Read x, y, z with sensor_msgs_py where it can (one float32 type), or return None."""
+    point_cloud2 = _library('sensor_msgs_py.point_cloud2')
+    fields = cloud.dtype.fields
+    if point_cloud2 is None or any(fields[axis][0] != np.dtype('<f4') for axis in 'xyz'):
+        return None
+    xyz = point_cloud2.read_points_numpy(msg, field_names=('x', 'y', 'z'), skip_nans=False)
+    return np.asarray(xyz, np.float32).reshape(cloud.shape + (3,))
 
 
 def to_stamp(stamp):
@@ -177,8 +224,12 @@ def pointcloud2_to_xyz_rgb(msg, organized=True, skip_nans=False):
             raise ConversionError(f'fields[{axis}]', f'missing; fields are {cloud.dtype.names}')
     fields = cloud.dtype.fields
     x_type, x_offset = fields['x']
-    if (x_type == np.dtype('<f4') and fields['y'] == (x_type, x_offset + 4)
-            and fields['z'] == (x_type, x_offset + 8)):
+    xyz = _library_xyz(msg, cloud)                       # (H, W, 3) where sensor_msgs_py is
+    common = (x_type == np.dtype('<f4') and fields['y'] == (x_type, x_offset + 4)
+              and fields['z'] == (x_type, x_offset + 8))
+    if xyz is not None:
+        xyz = xyz.copy()
+    elif common:
         # The common layout: one strided view instead of three field copies.
         xyz = np.ndarray(cloud.shape + (3,), np.float32, cloud.base, x_offset,
                          cloud.strides + (4,)).copy()      # (H, W, 3)
@@ -283,9 +334,13 @@ def image_to_array(msg) -> np.ndarray:
     if len(data) < needed:
         raise ConversionError('data', f'{len(data)} bytes, {msg.encoding} {height}x{width} '
                               f'with step {msg.step} needs {needed}')
-    image = np.ndarray((height, width, channels), dtype=dtype, buffer=data,
-                       strides=(msg.step, channels * dtype.itemsize, dtype.itemsize))
-    image = image.astype(dtype.newbyteorder('='))       # native order, owned copy
+    decoded = _library_image(msg)                       # cv_bridge / rosbags-image, if any
+    if decoded is not None:
+        image = decoded.reshape(height, width, channels).astype(dtype.newbyteorder('='))
+    else:
+        image = np.ndarray((height, width, channels), dtype=dtype, buffer=data,
+                           strides=(msg.step, channels * dtype.itemsize, dtype.itemsize))
+        image = image.astype(dtype.newbyteorder('='))   # native order, owned copy
     if msg.encoding in ('bgr8', 'bgra8'):
         image = image[..., [2, 1, 0]]
     elif msg.encoding == 'rgba8':
@@ -420,6 +475,28 @@ def pose_stamped(x, y, yaw, frame_id='map', stamp=None, z=0.0) -> PoseStamped:
     msg.header.stamp = to_stamp(stamp)
     msg.pose.position = Point(x=float(x), y=float(y), z=float(z))
     msg.pose.orientation = yaw_to_quaternion(yaw)
+    return msg
+
+
+def transform_to_matrix(transform) -> np.ndarray:
+    """Return a geometry_msgs/Transform as a (4, 4) homogeneous transform."""
+    t = transform.translation
+    return pose_to_matrix(Pose(position=Point(x=t.x, y=t.y, z=t.z),
+                               orientation=transform.rotation))
+
+
+def matrix_to_transform_stamped(matrix, parent, child, stamp=None):
+    """Return a (4, 4) transform as a TransformStamped of ``child`` in ``parent``."""
+    from geometry_msgs.msg import TransformStamped
+    pose = matrix_to_pose(matrix)
+    msg = TransformStamped()
+    msg.header.frame_id = parent
+    msg.header.stamp = to_stamp(stamp)
+    msg.child_frame_id = child
+    msg.transform.translation.x = pose.position.x
+    msg.transform.translation.y = pose.position.y
+    msg.transform.translation.z = pose.position.z
+    msg.transform.rotation = pose.orientation
     return msg
 
 

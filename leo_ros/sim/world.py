@@ -136,6 +136,9 @@ class World:
     def __init__(self, scene_seed: int = 0, config: WorldConfig = None, robot_pose=None):
         self.config = config or WorldConfig()
         self.renderer = Renderer(self.config.camera, seed=scene_seed)
+        #: how many worlds this one has been (1 after construction, +1 per reset); object
+        #: ids belong to one world: consumers forget them when it changes
+        self.world_id = 0
         self.reset(scene_seed, robot_pose)
 
     # ---- set-up
@@ -144,6 +147,7 @@ class World:
         seed = self.scene_seed if seed is None else int(seed)
         self.scene_seed = seed
         self.scene = generate_scene(seed, self.config.scene)
+        self.world_id += 1
         self.time = 0.0
         self.held_id = None
         self.goal = None
@@ -159,6 +163,17 @@ class World:
             robot_pose = self.sample_free_pose(np.random.default_rng(seed + 7919))
         self.set_robot_pose(*robot_pose)
         return self
+
+    def occupancy(self) -> tuple:
+        """
+        Return the map as a robot would have it: (resolution [m], origin (x, y, yaw), grid).
+
+        ``grid`` is (rows, cols) int8, row = y: 0 where the base's centre keeps the robot's
+        radius (and a small margin) clear of walls and furniture, 100 elsewhere; an inflated
+        map, so every free cell is a pose the base fits in.
+        """
+        grid = np.where(self.grid.free, 0, 100).astype(np.int8)
+        return self.grid.resolution, (0.0, 0.0, 0.0), grid
 
     def sample_free_pose(self, rng, tries=500):
         """Return a collision-free (x, y, yaw) in the largest free region of the map."""
@@ -569,8 +584,10 @@ class World:
         Return whether a task is done in the current state.
 
         Navigation: robot within ``nav_distance`` of the target and facing it. Pick-and-place
-        and plans: the object rests on the destination and is not held. Text families: the
-        given answer matches the expected one (case and punctuation ignored).
+        and plans: the object rests on the destination and is not held. Captions: the answer
+        states the facts the reference states, whatever its wording (``caption_states_facts``).
+        Other text families: the given answer matches the expected one (case and punctuation
+        ignored).
         """
         if task.family == 'nav':
             return self.nav_success(task.target_ids[0])
@@ -583,7 +600,31 @@ class World:
             return self.graph.on(obj, destination)
         if answer is None:
             return False
+        if task.family in ('object_caption', 'scene_caption'):
+            return self.caption_states_facts(task, answer)
         return normalize_answer(answer) == normalize_answer(task.answer)
+
+    def caption_states_facts(self, task: Task, answer: str) -> bool:
+        """
+        Return whether a caption states what its reference states.
+
+        An object caption names the object's colour and category and what it stands on (the
+        support's colour and category, or the floor). A scene caption names every category the
+        room holds and none it does not.
+        """
+        from leo_ros.sim.scene import CATEGORIES
+        words = set(normalize_answer(answer).split())
+        plurals = {c: {c, c + 's', c + 'es', c[:-1] + 'ves'} for c in CATEGORIES}
+        if task.family == 'object_caption':
+            obj = self.scene.object(task.target_ids[0])
+            support = self.graph.support(obj.id)
+            needed = {obj.color, obj.category}
+            needed |= {'floor'} if support == FLOOR_ID else {
+                self.scene.object(support).color, self.scene.object(support).category}
+            return needed <= words
+        present = {o.category for o in self.scene.objects.values()}
+        named = {c for c in CATEGORIES if plurals[c] & words}
+        return named == present
 
 
 def normalize_answer(text: str) -> str:

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 
-from leo_ros.agent.node_set import agent_nodes, AgentArguments, ros_arguments
+from leo_ros.agent.node_set import agent_nodes, AgentArguments, NodeSpec, ros_arguments
 
 
 def build_parser():
@@ -33,7 +33,22 @@ def build_parser():
                                 f'default {default!r})')
     parser.add_argument('--sim', dest='use_sim', action='store_true',
                         help='same as --use-sim: also start the built-in world')
+    parser.add_argument('--record', metavar='OUT.mcap', default='',
+                        help="also record the agent's inputs and outputs into a bag "
+                             '(leo-record OUT.mcap; docs/bags.md)')
     return parser
+
+
+def record_command(out, args: AgentArguments):
+    """Return the leo-record command line that records ``args``'s agent into ``out``."""
+    from leo_ros.bags.record import RecordConfig
+    RecordConfig(path=out)          # checks the file name before anything starts
+    argv = [resolve_executable(NodeSpec('leo_record', 'leo-record')), out, '--quiet']
+    if args.use_sim_time:
+        argv.append('--use-sim-time')
+    if args.namespace:
+        argv += ['--ros-args', '-r', f'__ns:=/{args.namespace.strip("/")}']
+    return argv
 
 
 def resolve_executable(spec):
@@ -62,6 +77,9 @@ def main(argv=None) -> int:
                                  AgentArguments.names()})
         specs = agent_nodes(args)
         commands = [[resolve_executable(spec)] + ros_arguments(spec, args) for spec in specs]
+        if options.record:          # first, so that it sees the nodes' first messages
+            specs.insert(0, NodeSpec('leo_record', 'leo-record'))
+            commands.insert(0, record_command(options.record, args))
     except (ValueError, FileNotFoundError) as error:
         print(f'leo-agent: {error}', file=sys.stderr)
         return 2

@@ -11,11 +11,18 @@ import sys
 #: benchmark name -> module with ``main(argv) -> int``
 BENCHMARKS = {
     'conversions': ('leo_ros.ros.bench', 'PointCloud2 <-> numpy conversion time'),
-    'segmentation': ('leo_ros.perception.bench', 'segmentation accuracy and speed on PCD files'),
+    'segmentation': ('leo_ros.perception.bench', 'segmentation accuracy and speed per scene '
+                     'kind: PCD files, generated clutter'),
     'actions': ('leo_ros.actions.bench', 'action tokenizer error and tokens per action'),
-    'policy': ('leo_ros.model.bench', 'policy decision latency with 60 objects'),
+    'policy': ('leo_ros.model.bench', 'policy decision time, first and later instructions'),
     'e2e': ('leo_ros.tools.bench_e2e', 'instruction in -> first command out, with the world'),
     'sim': ('leo_ros.sim.bench', 'world render time per frame and data-engine throughput'),
+    'replay': ('leo_ros.tools.bench_replay', 'frames/s through perception from a bag, beside '
+               'live; --ros: replay real-time factor and drops'),
+    'soak': ('leo_ros.tools.bench_soak', 'RSS slope per node over unique instructions and '
+             '30 Hz clouds'),
+    'stop': ('leo_ros.tools.bench_stop', '/leo/stop -> last motion message, Nav2 and gripper '
+             'in the loop'),
 }
 
 

@@ -30,21 +30,31 @@ def build_parser():
                              '(the robot turns once at the start pose; the perception pipeline '
                              'segments the camera frames, as on the robot)')
     parser.add_argument('--out', default='out/eval', help='directory for eval.json/.md/.png')
-    parser.add_argument('--random-weights', action='store_true',
-                        help='evaluate a freshly initialised policy of the same configuration '
-                             '(the baseline the trained model must beat)')
+    parser.add_argument('--lexicon', help='open vocabulary: replace category and colour '
+                                          'words by the synonyms of this YAML file '
+                                          '(config/open_vocabulary.yaml)')
+    parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:N'")
+    parser.add_argument('--dtype', default='auto',
+                        choices=('auto', 'float32', 'bfloat16', 'float16'))
     parser.add_argument('--grounding-probe', action='store_true',
                         help="also read the model's grounding head each episode and score it "
                              '(grounding_top1, qa_relation_grounding_accuracy)')
+    parser.add_argument('--real', metavar='DIR',
+                        help='instead: questions about the labelled real scans (*.pcd, mOSD '
+                             'labels) of DIR, scored per kind (real_eval.json/.md/.png in '
+                             '--out; docs/bags.md)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    from leo_ros.train import default_model_path
-    from leo_ros.train.evaluate import (EvalConfig, evaluate_model, FAMILIES, last_line,
-                                        markdown_table)
+    if args.real:
+        from leo_ros.real.evaluate import main_real
+        return main_real(args.real, args.model, args.out, args.device, args.quiet)
+    from leo_ros.model.loading import default_model_path
+    from leo_ros.train.evaluate import (DEFAULT_FAMILIES, EvalConfig, evaluate_model,
+                                        last_line, markdown_table)
     model = Path(args.model) if args.model else default_model_path()
     if not (model / 'config.json').is_file():
         print(f'leo-eval: no model at {model} (config.json missing)', file=sys.stderr)
@@ -55,17 +65,19 @@ def main(argv=None) -> int:
     try:
         config = EvalConfig(episodes=args.episodes, seed=args.seed, phrasings=args.phrasings,
                             test_scenes=args.test_scenes, tokens=args.tokens,
-                            grounding_probe=args.grounding_probe,
-                            families=tuple(args.families) if args.families else FAMILIES)
+                            grounding_probe=args.grounding_probe, lexicon=args.lexicon,
+                            device=args.device, dtype=args.dtype,
+                            families=tuple(args.families) if args.families
+                            else DEFAULT_FAMILIES)
     except ValueError as exc:
         print(f'leo-eval: {exc}', file=sys.stderr)
         return 2
-    target = model
     name = None
-    if args.random_weights:
-        from leo_ros.train.policy import random_like
-        target, name = random_like(model), 'random weights'
-    metrics = evaluate_model(target, config, args.out, progress=not args.quiet, name=name)
+    try:
+        metrics = evaluate_model(model, config, args.out, progress=not args.quiet, name=name)
+    except ValueError as exc:          # a model that cannot be loaded: one line says why
+        print(f'leo-eval: {exc}', file=sys.stderr)
+        return 2
     print(markdown_table([(name or model.name, metrics)]))
     print(f'wrote {args.out}/eval.json, eval.md, eval.png')
     print(last_line(metrics))

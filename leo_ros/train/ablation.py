@@ -7,11 +7,11 @@ Variants change one thing of the base configuration:
 - ``no_stage1``: stage 2 only;
 - ``no_pairwise``: no pairwise geometry in the spatial transformer (neither LEO's attention
   bias nor the relative geometry in the values);
-- ``no_pair_values``: LEO's attention bias only (``policy.pair_values`` off);
-- ``no_grounding_loss``: no auxiliary grounding loss (``policy.grounding_loss`` 0, and so no
-  ``named_geometry`` and ``subject_head``, whose early head it trains);
+- ``no_pair_values``: LEO's attention bias only (``policy.scene.pair_values`` off);
+- ``no_grounding_loss``: no auxiliary grounding loss (``policy.scene.grounding_loss`` 0, and
+  so no ``named_geometry`` and ``subject_head``, whose early head it trains);
 - ``no_named_geometry``: object tokens do not get where the other named objects lie, nor
-  which one the text is about (``policy.named_geometry`` and ``policy.subject_head`` off);
+  which one the text is about (``policy.scene.named_geometry`` and ``subject_head`` off);
 - ``bins``: uniform-bin coordinate tokens (robot frame) instead of grounded tokens;
 - ``rvq``: residual-VQ coordinate tokens fitted on the expert demonstrations.
 
@@ -32,11 +32,13 @@ from leo_ros.train.pipeline import run_pipeline, TrainConfig
 VARIANTS = {
     'default': {},
     'no_stage1': {'skip_stage1': True},
-    'no_pairwise': {'policy.pairwise_geometry': False},
-    'no_pair_values': {'policy.pair_values': False},
-    'no_grounding_loss': {'policy.grounding_loss': 0.0, 'policy.named_geometry': False,
-                          'policy.subject_head': False},
-    'no_named_geometry': {'policy.named_geometry': False, 'policy.subject_head': False},
+    'no_pairwise': {'policy.scene.pairwise_geometry': False, 'policy.scene.pair_values': False},
+    'no_pair_values': {'policy.scene.pair_values': False},
+    'no_grounding_loss': {'policy.scene.grounding_loss': 0.0,
+                          'policy.scene.named_geometry': False,
+                          'policy.scene.subject_head': False},
+    'no_named_geometry': {'policy.scene.named_geometry': False,
+                          'policy.scene.subject_head': False},
     'bins': {'policy.action_mode': 'bins'},
     'rvq': {'policy.action_mode': 'rvq'},
 }
@@ -98,12 +100,10 @@ def finished_metrics(run_dir, config: TrainConfig, episodes):
     if not (evaluated.is_file() and meta.is_file()):
         return None
     result = json.loads(evaluated.read_text())
+    # the training configuration as given (the pipeline derives its own copies, never
+    # writing into it)
     trained = json.loads(meta.read_text()).get('training', {})
-    wanted = config.to_dict()
-    # The pipeline fills these from the encoder, the data and stage 2; they are not choices.
-    for key in ('object_embedding', 'render_size', 'lora'):
-        wanted['policy'][key] = trained.get('policy', {}).get(key)
-    if trained != wanted or result['config']['episodes'] != episodes:
+    if trained != config.to_dict() or result['config']['episodes'] != episodes:
         return None
     return result['metrics']
 

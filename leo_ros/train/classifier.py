@@ -1,135 +1,16 @@
 """
-The object encoder and its category head, pretrained on object categories (no ROS).
+Pretraining the object encoder on object categories (no ROS).
 
-LEO pretrains its PointNet++ on object classification and keeps it frozen; this is the same step
-for the default model's encoder, a PointNet (shared per-point MLP, max pool) over the LEO-
-normalised points plus the object's box size and scale (normalised points lose absolute size,
-which tells a mug from a table). The frozen embedding becomes the object tokens' appearance
-feature; the head labels objects for perception (``ObjectClassifier.classify``).
+LEO pretrains its object encoder on object classification and keeps it frozen; this is the same
+step for ``leo_ros.model.object_encoder.ObjectEncoder``: the encoder and its category head learn
+the categories of the training scenes' objects (rotated, jittered), and the policy then reads the
+frozen embedding.
 """
 
-from dataclasses import asdict, dataclass
-import json
-from pathlib import Path
-
-from leo_ros.sim.scene import CATEGORIES
+from leo_ros.model.object_encoder import ObjectEncoder, ObjectEncoderConfig
 import numpy as np
-from safetensors.torch import load_file, save_file
 import torch
 from torch import nn
-
-
-@dataclass
-class ClassifierConfig:
-    """
-    The object encoder's sizes.
-
-    :param points: points per object the encoder reads (more are subsampled)
-    :param width: per-point MLP width
-    :param embedding: output embedding size
-    :param categories: category names of the head
-    """
-
-    points: int = 256
-    width: int = 128
-    embedding: int = 64
-    categories: tuple = CATEGORIES
-
-    def __post_init__(self):
-        for name in ('points', 'width', 'embedding'):
-            if getattr(self, name) < 1:
-                raise ValueError(f'ClassifierConfig.{name} must be >= 1, got '
-                                 f'{getattr(self, name)}')
-        if len(self.categories) < 2:
-            raise ValueError(f'ClassifierConfig.categories needs >= 2 names, '
-                             f'got {self.categories}')
-
-
-class ObjectClassifier(nn.Module):
-    """PointNet object encoder with a category head."""
-
-    def __init__(self, config: ClassifierConfig = None):
-        super().__init__()
-        self.config = config or ClassifierConfig()
-        width = self.config.width
-        self.point_mlp = nn.Sequential(
-            nn.Linear(6, 64), nn.GELU(), nn.Linear(64, width), nn.GELU(),
-            nn.Linear(width, width))
-        self.embed = nn.Sequential(nn.Linear(width + 4, width), nn.GELU(),
-                                   nn.Linear(width, self.config.embedding))
-        self.head = nn.Linear(self.config.embedding, len(self.config.categories))
-
-    def forward(self, points, sizes, scales):
-        """
-        Embed objects.
-
-        :param points: (N, P, 6) LEO-normalised xyz + rgb
-        :param sizes: (N, 3) box extents [m]
-        :param scales: (N,) normalisation radius [m]
-        :return: embeddings (N, E) and category logits (N, C)
-        """
-        per_point = self.point_mlp(points)                          # (N, P, W)
-        pooled = per_point.max(dim=1).values                        # (N, W)
-        shape = torch.cat([sizes, scales[:, None]], dim=-1)         # (N, 4)
-        embedding = self.embed(torch.cat([pooled, shape], dim=-1))  # (N, E)
-        return embedding, self.head(torch.nn.functional.gelu(embedding))
-
-    def subsample(self, points, rng=None):
-        """Return (N, P', 6) with at most ``config.points`` points per object (numpy)."""
-        count = points.shape[1]
-        if count <= self.config.points:
-            return points
-        rng = rng if rng is not None else np.random.default_rng(0)
-        chosen = np.sort(rng.choice(count, self.config.points, replace=False))
-        return points[:, chosen]
-
-    @torch.no_grad()
-    def embed_tokens(self, tokens, batch_size=256):
-        """
-        Return frozen embeddings and probabilities for ``SceneTokens``.
-
-        :return: (K, E) float32 embeddings, (K, C) float32 probabilities
-        """
-        self.eval()
-        points = self.subsample(np.asarray(tokens.points, np.float32))
-        embeddings, probabilities = [], []
-        for start in range(0, len(points), batch_size):
-            part = slice(start, start + batch_size)
-            embedding, logits = self(torch.from_numpy(points[part]).float(),
-                                     torch.as_tensor(tokens.sizes[part]).float(),
-                                     torch.as_tensor(tokens.scales[part]).float())
-            embeddings.append(embedding)
-            probabilities.append(logits.softmax(-1))
-        if not embeddings:
-            size = len(self.config.categories)
-            return (np.zeros((0, self.config.embedding), np.float32),
-                    np.zeros((0, size), np.float32))
-        return (torch.cat(embeddings).numpy(), torch.cat(probabilities).numpy())
-
-    def classify(self, tokens):
-        """Return (labels list, confidences (K,)) for ``SceneTokens``."""
-        _, probabilities = self.embed_tokens(tokens)
-        best = probabilities.argmax(-1) if len(probabilities) else np.zeros(0, int)
-        labels = [self.config.categories[int(i)] for i in best]
-        return labels, probabilities.max(-1) if len(probabilities) else np.zeros(0, np.float32)
-
-    def save(self, directory):
-        """Write ``classifier.json`` and ``classifier.safetensors``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / 'classifier.json').write_text(json.dumps(asdict(self.config), indent=2))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()},
-                  str(directory / 'classifier.safetensors'))
-
-    @classmethod
-    def load(cls, directory):
-        """Read a classifier saved with :meth:`save`."""
-        directory = Path(directory)
-        config = json.loads((directory / 'classifier.json').read_text())
-        config['categories'] = tuple(config['categories'])
-        model = cls(ClassifierConfig(**config))
-        model.load_state_dict(load_file(str(directory / 'classifier.safetensors')))
-        return model.eval()
 
 
 def augment(points, rng):
@@ -146,7 +27,7 @@ def augment(points, rng):
     return out
 
 
-def train_classifier(objects, config: ClassifierConfig = None, steps=600, batch_size=128,
+def train_classifier(objects, config: ObjectEncoderConfig = None, steps=600, batch_size=128,
                      lr=2e-3, seed=0, progress=True, log=None):
     """
     Pretrain the encoder + head on object categories.
@@ -159,7 +40,7 @@ def train_classifier(objects, config: ClassifierConfig = None, steps=600, batch_
     from tqdm import tqdm
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = ObjectClassifier(config)
+    model = ObjectEncoder(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps,
                                                     pct_start=0.1)

@@ -1,110 +1,40 @@
 """
 Training examples from the data engine's datasets (no ROS).
 
-Every sample of ``leo-data`` becomes an :class:`Example`: the scene's object features seen from
-the sample's situation, the ego-view image, the instruction's MiniLM states and the target
-answer ids. Targets by family:
+Every sample of ``leo-data`` becomes a ``leo_ros.model.batch.Example``: the scene's object
+features seen from the sample's situation, the ego-view image, the instruction (the LM's tokens
+and MiniLM's word pieces) and the target answer in the policy's token space. Targets by family:
 
-- text families (object/scene captions, QA): the answer's words;
+- text families (object/scene captions, QA): the answer's text;
 - ``refer`` (stage 1, made here from object captions): a referring expression -> ``<obj_k>``;
 - ``nav``: ``<nav_goal>`` + payload; ``pick_place``: ``<pick_place>`` + payload;
-- ``plan``: the plan's words, then ``<nav_goal>`` + payload and ``<pick_place>`` + payload.
+- ``plan``: the plan's text, then ``<nav_goal>`` + payload and ``<pick_place>`` + payload;
+- ``refusal``: ``<refuse>`` and the sentence that says what is not there.
 
 Every example but scene captions also says which of its object tokens the answer rests on
 (``target_ids``: a size question's winner, the counted objects, an action's objects) and which
-the text names (``mentioned_ids``: also anchors and a size question's loser), for the policy's
-grounding loss, and, where the text is about one object (a relation's subject, the object to
-fetch), which one that is (``subject_of``).
+the text names (``mentioned_ids``: also anchors and a size question's loser), for the grounding
+loss, where the text is about one object which one that is (``subject_of``), and what the
+instruction asks for (its intent).
 
 The payload is ``<obj_k>`` tokens (grounded) or coordinate tokens of the expert's action in the
 robot frame (bins / rvq).
 """
 
-from dataclasses import dataclass
-
 from leo_ros.actions.grounded import GroundedTokenizer, object_token
 from leo_ros.actions.types import action_from_dict
+from leo_ros.data.engine import family_of
 from leo_ros.data.shards import load_observed, load_scene, read_samples
 from leo_ros.data.templates import split_template
-from leo_ros.train.features import (action_to_robot_frame, image_to_tensor_array,
-                                    object_features)
-from leo_ros.train.text import split_words
+from leo_ros.model.batch import Example
+from leo_ros.model.features import action_to_robot_frame, object_features
+from leo_ros.model.image_encoder import image_to_array, resize_image
+from leo_ros.model.prompt import FAMILY_INTENTS, format_answer, INTENTS, REFUSE
 import numpy as np
-import torch
 
 #: families of each stage (``refer`` is derived from object captions)
 STAGE1_FAMILIES = ('object_caption', 'refer', 'scene_caption')
-STAGE2_FAMILIES = ('qa', 'nav', 'pick_place', 'plan')
-
-
-@dataclass
-class Example:
-    """One training example, arrays ready to batch."""
-
-    objects: np.ndarray       # (K, F) per-object features
-    centers: np.ndarray       # (K, 3) robot-frame centres
-    sizes: np.ndarray         # (K, 3)
-    text: object              # (T, 384) MiniLM states (torch float16)
-    text_pooled: object       # (384,) pooled MiniLM vector
-    image: np.ndarray         # (3, H, W) float32 or None
-    answer: np.ndarray        # (A,) unified ids, eos last
-    family: str = ''
-    grounding: np.ndarray = None  # (K, 2) 1 for the answer's targets / the named objects
-    subject: int = -1             # row of the object the text is about, -1 for none
-
-
-def collate(examples, pad_id) -> dict:
-    """
-    Pad a list of examples into batch tensors.
-
-    :return: dict of ``objects`` (B, K, F), ``centers``/``sizes`` (B, K, 3), ``object_mask``
-        (B, K), ``text`` (B, T, 384), ``text_mask`` (B, T), ``text_pooled`` (B, 384), ``image``
-        (B, 3, H, W) or absent, ``answer`` (B, A), ``answer_mask`` (B, A), ``grounding``
-        (B, K, 2) and ``grounding_mask`` (B,): whether an example says which objects it rests on,
-        ``subject`` (B,): the row of the object the text is about, -1 for none
-    """
-    size = len(examples)
-    objects = max(max(len(e.objects) for e in examples), 1)
-    texts = max(max(len(e.text) for e in examples), 1)
-    answers = max(max(len(e.answer) for e in examples), 1)
-    features = examples[0].objects.shape[1]
-    batch = {
-        'objects': torch.zeros(size, objects, features),
-        'centers': torch.zeros(size, objects, 3),
-        'sizes': torch.zeros(size, objects, 3),
-        'object_mask': torch.zeros(size, objects, dtype=torch.bool),
-        'text': torch.zeros(size, texts, examples[0].text.shape[-1]),
-        'text_mask': torch.zeros(size, texts, dtype=torch.bool),
-        'text_pooled': torch.stack([torch.as_tensor(e.text_pooled).float() for e in examples]),
-        'answer': torch.full((size, answers), pad_id, dtype=torch.long),
-        'answer_mask': torch.zeros(size, answers, dtype=torch.bool),
-        'grounding': torch.zeros(size, objects, 2),
-        'grounding_mask': torch.zeros(size, dtype=torch.bool),
-        'subject': torch.tensor([e.subject for e in examples], dtype=torch.long),
-    }
-    for row, example in enumerate(examples):
-        count = len(example.objects)
-        batch['objects'][row, :count] = torch.from_numpy(example.objects)
-        batch['centers'][row, :count] = torch.from_numpy(example.centers)
-        batch['sizes'][row, :count] = torch.from_numpy(example.sizes)
-        batch['object_mask'][row, :count] = True
-        length = len(example.text)
-        batch['text'][row, :length] = torch.as_tensor(example.text).float()
-        batch['text_mask'][row, :length] = True
-        length = len(example.answer)
-        batch['answer'][row, :length] = torch.from_numpy(example.answer)
-        batch['answer_mask'][row, :length] = True
-        if example.grounding is not None:
-            batch['grounding'][row, :count] = torch.from_numpy(example.grounding)
-            batch['grounding_mask'][row] = True
-    if examples[0].image is not None:
-        batch['image'] = torch.from_numpy(np.stack([e.image for e in examples]))
-    return batch
-
-
-def move(batch, device) -> dict:
-    """Return the batch on a device."""
-    return {k: v.to(device) for k, v in batch.items()}
+STAGE2_FAMILIES = ('qa', 'nav', 'pick_place', 'plan', 'refusal')
 
 
 class SceneCache:
@@ -175,37 +105,48 @@ def reference_of(sample, templates) -> str:
     return parts[1] if parts and len(parts) == 3 else ''
 
 
-def target_words(sample, family, scene, action_tokenizer) -> list:
-    """Return the target token strings of a sample (see the module docstring)."""
+def target_answer(sample, family, scene, action_tokenizer) -> str:
+    """Return the target of a sample: text and special tokens (see the module docstring)."""
     index = scene['index']
     if family in ('object_caption', 'scene_caption', 'qa'):
-        return split_words(sample['answer'])
+        return sample['answer']
+    if family == 'refusal':
+        return format_answer(REFUSE) + ' ' + sample['answer']
     if family == 'refer':
-        return [object_token(index[sample['target_ids'][0]])]
+        return object_token(index[sample['target_ids'][0]])
     grounded = isinstance(action_tokenizer, GroundedTokenizer)
     situation = sample['situation']
     pose = (situation['x'], situation['y'], situation['yaw'])
     actions = [action_from_dict(a) for a in sample['actions']]
     if family == 'nav':
         if grounded:
-            return ['<nav_goal>', object_token(index[sample['target_ids'][0]])]
-        return action_tokenizer.encode(action_to_robot_frame(actions[0], pose))
+            return format_answer('', ['<nav_goal>', object_token(index[sample['target_ids'][0]])])
+        return format_answer('', action_tokenizer.encode(action_to_robot_frame(actions[0], pose)))
     if family == 'pick_place':
         if grounded:
-            return ['<pick_place>'] + [object_token(index[i]) for i in sample['target_ids'][:2]]
-        return action_tokenizer.encode(action_to_robot_frame(actions[0], pose))
+            return format_answer('', ['<pick_place>'] + [object_token(index[i])
+                                                         for i in sample['target_ids'][:2]])
+        return format_answer('', action_tokenizer.encode(action_to_robot_frame(actions[0], pose)))
     if family == 'plan':
-        words = split_words(sample['answer'])
         if grounded:
             target, destination = (index[i] for i in sample['target_ids'][:2])
-            return words + ['<nav_goal>', object_token(target), '<pick_place>',
-                            object_token(target), object_token(destination)]
+            return format_answer(sample['answer'], [
+                '<nav_goal>', object_token(target), '<pick_place>', object_token(target),
+                object_token(destination)])
         nav = [a for a in actions if a.kind == 'nav_goal'][0]
         pick = [a for a in actions if a.kind == 'pick_place'][0]
-        # The pick-and-place is expressed from where the navigation goal leaves the robot.
-        return (words + action_tokenizer.encode(action_to_robot_frame(nav, pose))
-                + action_tokenizer.encode(action_to_robot_frame(pick, (nav.x, nav.y, nav.yaw))))
+        # the pick-and-place is expressed from where the navigation goal leaves the robot
+        return format_answer(sample['answer'], action_tokenizer.encode(
+            action_to_robot_frame(nav, pose)) + action_tokenizer.encode(
+            action_to_robot_frame(pick, (nav.x, nav.y, nav.yaw))))
     raise ValueError(f'unknown family {family!r}')
+
+
+def intent_of(sample, family) -> int:
+    """Return the index (``INTENTS``) of what a sample's instruction asks for."""
+    if family == 'refusal':
+        family = family_of(sample['base_kind'])
+    return INTENTS.index(FAMILY_INTENTS[family])
 
 
 def answer_object_ids(kind, target_ids, answer) -> list:
@@ -283,43 +224,41 @@ def load_records(root, split, templates, refer_phrasings, rng, families=None) ->
     return records
 
 
-def build_examples(records, scenes: SceneCache, text_encoder, vocabulary, action_tokenizer,
-                   max_answer_tokens, use_image=True, progress=True, image_size=None,
+def build_examples(records, scenes: SceneCache, text_encoder, policy, progress=True,
                    observed_fraction=0.0, seed=0) -> list:
     """
     Turn records into Examples (MiniLM states computed in batches and cached).
 
-    :param image_size: (width, height) the policy reads; stored images are resized to it
+    :param policy: the ``LeoPolicy`` (its tokenizer, token space, action tokenizer and image
+        size)
     :param observed_fraction: share of examples that read observed tokens (:func:`choose_view`)
     :param seed: seed of that choice
     """
-    from leo_ros.train.policy import resize_image
     from tqdm import tqdm
     text_encoder.encode([r[2] for r in records], progress=progress)
     examples = []
-    word_count = len(vocabulary)
     rng = np.random.default_rng([seed, 7])
+    config = policy.config
+    eos, limit = policy.tokenizer.eos_id, config.max_answer_tokens
     for sample, family, instruction in tqdm(records, desc='examples', disable=not progress):
         scene = scenes.get(sample['scene_seed'])
         view = choose_view(scene, sample, family, observed_fraction, rng)
         situation = sample['situation']
         pose = (situation['x'], situation['y'], situation['yaw'])
         features, centers = object_features(view['embeddings'], view['tokens'], pose)
-        words = target_words(sample, family, view, action_tokenizer)
-        ids = [word_count + int(w[len('<obj_'):-1]) if w.startswith('<obj_')
-               else vocabulary.index.get(w, vocabulary.index['<unk>']) for w in words]
-        ids = ids[:max_answer_tokens - 1] + [vocabulary.eos]
+        answer = target_answer(sample, family, view, policy.action_tokenizer)
+        ids = policy.space.encode(answer, policy.tokenizer)[:limit - 1] + [eos]
         states, pooled = text_encoder.encode([instruction])[0]
         image = None
-        if use_image and scene['ego_images'] is not None:
-            image = scene['ego_images'][sample['situation_index']]
-            if image_size is not None:
-                image = resize_image(image, image_size)
-            image = image_to_tensor_array(image)
-        examples.append(Example(objects=features, centers=centers,
-                                sizes=np.asarray(view['tokens'].sizes, np.float32),
-                                text=states, text_pooled=pooled, image=image,
-                                answer=np.asarray(ids, np.int64), family=family,
-                                grounding=grounding_of(sample, family, view),
-                                subject=subject_of(sample, family, view)))
+        if config.image.use_image and scene['ego_images'] is not None:
+            image = resize_image(scene['ego_images'][sample['situation_index']],
+                                 config.image.image_size)
+            image = image_to_array(image)
+        examples.append(Example(
+            objects=features, centers=centers, sizes=np.asarray(view['tokens'].sizes, np.float32),
+            text=states, text_pooled=pooled,
+            instruction_ids=policy.tokenizer.encode(' ' + instruction.strip()), image=image,
+            answer=np.asarray(ids, np.int64), family=family,
+            grounding=grounding_of(sample, family, view), subject=subject_of(sample, family, view),
+            intent=intent_of(sample, family)))
     return examples

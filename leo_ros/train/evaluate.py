@@ -13,7 +13,14 @@ robot camera's size, instance masks, the model's classifier labelling objects), 
 - pick-and-place success: the object rests on the destination (world check);
 - plan success: the same after driving to the plan's goal, then picking and placing;
 - QA accuracy: exact match after normalisation (case, punctuation, articles);
-- captioning: token F1 of the normalised caption against the reference (SQuAD-style F1).
+- captioning: token F1 of the normalised caption against the reference (SQuAD-style F1);
+- refusals: instructions that name something absent (objects the world never holds are from a
+  word list training never saw) succeed when the policy refuses and decodes no action.
+
+Every episode also records whether the decision held an action (``moved``): questions and
+descriptions should never move the robot. With a ``lexicon`` (``config/open_vocabulary.yaml``)
+the instructions' category and colour words are replaced by synonyms and descriptions the
+training data never uses (open vocabulary).
 """
 
 from dataclasses import asdict, dataclass
@@ -25,12 +32,15 @@ from leo_ros.data.engine import QA_KINDS
 from leo_ros.data.shards import split_seeds
 import numpy as np
 
-FAMILIES = ('nav', 'pick_place', 'plan', 'qa', 'object_caption', 'scene_caption')
+FAMILIES = ('nav', 'pick_place', 'plan', 'qa', 'object_caption', 'scene_caption', 'refusal')
+#: families evaluated when none are named (refusals are asked for explicitly)
+DEFAULT_FAMILIES = FAMILIES[:-1]
 #: family -> (metric name, 'success' or 'f1')
 METRICS = {'nav': ('nav_success', 'success'), 'pick_place': ('pickplace_success', 'success'),
            'plan': ('plan_success', 'success'), 'qa': ('qa_accuracy', 'success'),
            'object_caption': ('object_caption_f1', 'f1'),
-           'scene_caption': ('scene_caption_f1', 'f1')}
+           'scene_caption': ('scene_caption_f1', 'f1'),
+           'refusal': ('refusal_rate', 'success')}
 TOKEN_SOURCES = ('world', 'perception')
 
 
@@ -49,16 +59,23 @@ class EvalConfig:
     :param grounding_probe: also read the policy's grounding head per episode (one linear
         layer on the object tokens decoding used) and score it
         (``grounding_top1``, ``qa_relation_grounding_accuracy``)
+    :param lexicon: YAML file of synonyms / descriptions that replace the instructions'
+        category and colour words (open vocabulary), or None
+    :param device: torch device of the policy ('auto': cuda if available)
+    :param dtype: LM dtype ('auto': the trained one on CPU, bfloat16 on a GPU)
     """
 
     episodes: int = 50
     seed: int = 0
     phrasings: str = None
     test_scenes: int = 50
-    families: tuple = FAMILIES
+    families: tuple = DEFAULT_FAMILIES
     drive_timeout: float = 90.0
     tokens: str = 'world'
     grounding_probe: bool = False
+    lexicon: str = None
+    device: str = 'auto'
+    dtype: str = 'auto'
 
     def __post_init__(self):
         if self.episodes < 1 or self.test_scenes < 1:
@@ -116,19 +133,22 @@ def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
     """
     Run closed-loop episodes; return ``{'metrics': ..., 'episodes': [...]}``.
 
-    :param policy: a ``LeoTrainedPolicy``
+    :param policy: a ``LeoPolicy``
     """
     from tqdm import tqdm
     from leo_ros.data.engine import TaskSampler
     from leo_ros.data.observed import look_around
+    from leo_ros.model.text_encoder import InstructionEncoder
     from leo_ros.sim.world import World
-    from leo_ros.train.text import InstructionEncoder, token_f1
+    from leo_ros.train.lexicon import Lexicon
     sampler = TaskSampler(config.phrasings)
-    text_encoder = InstructionEncoder(policy.config.max_instruction_tokens)
+    lexicon = Lexicon.load(config.lexicon) if config.lexicon else None
+    text_encoder = InstructionEncoder(policy.config.scene.max_instruction_pieces)
     seeds = split_seeds('test', config.test_scenes)
     worlds, cached = {}, {}
-    width, height = policy.config.render_size
-    points = policy.classifier.config.points
+    width, height = policy.config.image.render_size
+    encoder = policy.object_encoder
+    points = encoder.config.points
     episodes = []
     jobs = [(f, i) for f in config.families for i in range(config.episodes)]
     for family, number in tqdm(jobs, desc='leo-eval', disable=not progress):
@@ -145,45 +165,49 @@ def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
             continue
         world.set_robot_pose(*task.situation)
         row['kind'] = task.kind
+        instruction = lexicon.rewrite(task.instruction, rng) if lexicon else task.instruction
         if config.tokens == 'perception':
             tokens = look_around(world, config=robot_look_around(world), points_per_object=points,
-                                 classify=policy.classifier.classify, seed=number)
-            embeddings = policy.classifier.embed_tokens(tokens)[0]
+                                 classify=encoder.classify, seed=number)
+            embeddings = encoder.embed_tokens(tokens)[0]
             row['objects_seen'] = f'{len(tokens)}/{len(world.scene.objects)}'
         else:
             if seed not in cached:
                 tokens = world.scene_tokens(points)
-                cached[seed] = (tokens, policy.classifier.embed_tokens(tokens)[0])
+                cached[seed] = (tokens, encoder.embed_tokens(tokens)[0])
             tokens, embeddings = cached[seed]
         began = time.perf_counter()
-        decision = policy.act(tokens, world.ego_image(width, height), task.instruction,
+        decision = policy.act(tokens, world.ego_image(width, height), instruction,
                               world.robot_pose, is_free=reachable_free(world),
                               embeddings=embeddings, text_encoder=text_encoder,
                               probe_grounding=config.grounding_probe)
-        row.update(instruction=task.instruction, expected=task.answer, output=decision.text,
+        row.update(instruction=instruction, expected=task.answer, output=decision.text,
                    tokens=decision.tokens, decision_ms=round(1000 * (time.perf_counter() - began),
                                                              1),
                    error=decision.error, target_ids=[int(i) for i in task.target_ids],
-                   object_ids=named_objects(decision.tokens, tokens))
+                   object_ids=list(decision.object_ids), kind_decided=decision.kind,
+                   intent=decision.intent, moved=bool(decision.actions))
         if decision.grounding:
             row.update(probe_grounding(decision.grounding, task))
-        if family in ('nav', 'pick_place', 'plan'):
-            message = execute(world, decision.actions, config.drive_timeout) \
-                if decision.actions else 'no action'
-            row['success'] = bool(world.task_success(task))
-            row['error'] = row['error'] or message
-        elif family == 'qa':
-            row['success'] = bool(world.task_success(task, decision.text))
-        else:
-            row['f1'] = token_f1(decision.text, task.answer)
+        row.update(score(world, task, decision, config))
         episodes.append(row)
     return {'config': asdict(config), 'metrics': summarise(episodes), 'episodes': episodes}
 
 
-def named_objects(words, tokens) -> list:
-    """Return the ids of the objects ``<obj_k>`` tokens name (-1 for an index out of range)."""
-    indices = [int(w[len('<obj_'):-1]) for w in words if w.startswith('<obj_')]
-    return [int(tokens.ids[k]) if 0 <= k < len(tokens) else -1 for k in indices]
+def score(world, task, decision, config) -> dict:
+    """Return an episode's score: ``success`` (and ``error``) or ``f1``."""
+    from leo_ros.train.text import repeated_phrases, token_f1
+    family = task.family
+    if family in ('nav', 'pick_place', 'plan'):
+        message = execute(world, decision.actions, config.drive_timeout) \
+            if decision.actions else 'no action'
+        return {'success': bool(world.task_success(task)), 'error': decision.error or message}
+    if family == 'qa':
+        return {'success': bool(world.task_success(task, decision.text))}
+    if family == 'refusal':
+        return {'success': decision.kind == 'refusal' and not decision.actions}
+    return {'f1': token_f1(decision.text, task.answer),
+            'repeated_phrases': repeated_phrases(decision.text)}
 
 
 def probe_grounding(probabilities, task) -> dict:
@@ -242,6 +266,14 @@ def summarise(episodes) -> dict:
                  if 'grounding_hit' in e and e.get('kind') == 'qa_relation']
     if relations:
         metrics['qa_relation_grounding_accuracy'] = round(float(np.mean(relations)), 4)
+    captions = [e for e in episodes if 'repeated_phrases' in e]
+    if captions:
+        metrics['captions_with_repeats'] = sum(bool(e['repeated_phrases']) for e in captions)
+    asked = [e for e in episodes if e['family'] in ('qa', 'object_caption', 'scene_caption')
+             and 'moved' in e]
+    if asked:
+        metrics['question_motions'] = sum(e['moved'] for e in asked)
+        metrics['question_episodes'] = len(asked)
     latency = [e['decision_ms'] for e in episodes if 'decision_ms' in e]
     if latency:
         metrics['decision_ms_p50'] = round(float(np.median(latency)), 1)
@@ -256,7 +288,7 @@ def markdown_table(rows) -> str:
     :param rows: list of (run name, metrics dict)
     """
     columns = ['nav_success', 'pickplace_success', 'plan_success', 'qa_accuracy',
-               'object_caption_f1', 'scene_caption_f1']
+               'object_caption_f1', 'scene_caption_f1', 'refusal_rate']
     lines = ['| run | ' + ' | '.join(columns) + ' |',
              '| --- |' + ' ---: |' * len(columns)]
     for name, metrics in rows:
@@ -303,9 +335,10 @@ def evaluate_model(model, config: EvalConfig, out_dir, progress=True, name=None)
 
     :return: the metrics
     """
+    from leo_ros.model.loading import load_policy
     from leo_ros.train.plots import plot_results
-    from leo_ros.train.policy import LeoTrainedPolicy
-    policy = LeoTrainedPolicy.load(model) if isinstance(model, (str, Path)) else model
+    policy = load_policy(model, config.device, config.dtype) \
+        if isinstance(model, (str, Path)) else model
     result = run_episodes(policy, config, progress)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -2,16 +2,21 @@
 The whole training pipeline behind ``leo-train`` (no ROS).
 
 1. data: train / val / test splits from the data engine (by scene seed), skipped when present;
-2. classifier: pretrain the object encoder + category head on the train scenes' objects;
+2. object encoder: pretrain it and its category head on the train scenes' objects;
 3. action tokenizer: grounded (nothing to learn), bins, or a residual VQ fitted on the expert
    demonstrations (robot frame);
-4. vocabulary and MiniLM instruction states;
-5. stage 1: 3D-language alignment (object captions, referring expressions, scene captions);
-6. stage 2: instruction tuning with actions (QA, navigation, pick-and-place, plans), LoRA;
-7. save the model directory, the metrics log and the curves; optionally evaluate.
+4. records (reworded copies added) and the policy: the backbone ('tiny' gets a BPE trained on
+   the records' text), optionally initialised from another policy's encoders;
+5. examples: the LM's tokens and MiniLM states of every instruction;
+6. stage 1: 3D-language alignment (object captions, referring expressions, scene captions);
+7. stage 2: instruction tuning with actions (QA, navigation, pick-and-place, plans,
+   refusals), LoRA;
+8. save the model directory, the metrics log and the curves; optionally evaluate.
+
+Every step returns what it derives; none writes into the configuration it is given.
 """
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 import json
 import os
 from pathlib import Path
@@ -19,9 +24,9 @@ import shutil
 import time
 
 from leo_ros.data.engine import EngineConfig
+from leo_ros.model.config import PolicyConfig
 from leo_ros.train.augment import augment_records, AugmentConfig
 from leo_ros.train.dataset import STAGE1_FAMILIES, STAGE2_FAMILIES
-from leo_ros.train.policy import PolicyConfig
 from leo_ros.train.trainer import StageConfig
 import numpy as np
 import yaml
@@ -85,11 +90,12 @@ class DataConfig:
 
 @dataclass
 class ClassifierStepConfig:
-    """Object-encoder pretraining: steps, batch, learning rate, sizes."""
+    """Object-encoder pretraining: steps, batch, learning rate, backbone and sizes."""
 
     steps: int = 500
     batch_size: int = 128
     lr: float = 2e-3
+    kind: str = 'pointnet'
     points: int = 256
     width: int = 128
     embedding: int = 64
@@ -103,7 +109,12 @@ class ClassifierStepConfig:
 
 @dataclass
 class TrainConfig:
-    """Everything ``leo-train`` does, from one YAML file (config/train_default.yaml)."""
+    """
+    Everything ``leo-train`` does, from one YAML file (config/train_default.yaml).
+
+    :param init_from: a trained policy directory whose encoder and head weights (those whose
+        names and shapes match) start this one: a new backbone need not relearn the scene
+    """
 
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
@@ -116,6 +127,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     skip_stage1: bool = False
     mixed_precision: bool = True
+    init_from: str = ''
 
     def __post_init__(self):
         if self.stage1.name != 'stage1' or self.stage2.name != 'stage2':
@@ -137,6 +149,9 @@ class TrainConfig:
         for key, value in data.items():
             if key in nested:
                 value = dict(value or {})
+                if key == 'policy':
+                    kwargs[key] = PolicyConfig.from_dict(value)
+                    continue
                 if key in ('stage1', 'stage2'):
                     value.setdefault('name', key)
                     if key == 'stage2':
@@ -271,7 +286,7 @@ def make_action_tokenizer(config: TrainConfig, root, log, progress=True):
     mode = config.policy.action_mode
     if mode == 'grounded':
         from leo_ros.actions.grounded import GroundedConfig, GroundedTokenizer
-        return GroundedTokenizer(GroundedConfig(max_objects=config.policy.max_objects))
+        return GroundedTokenizer(GroundedConfig(max_objects=config.policy.scene.max_objects))
     from leo_ros.actions.tokenizers import (ActionCodec, BinConfig, BinTokenizer, RvqConfig,
                                             RvqTokenizer)
     from leo_ros.actions.workspace import WorkspaceConfig
@@ -292,7 +307,7 @@ def expert_arrays(root, split='train') -> dict:
     from leo_ros.actions.types import action_from_dict
     from leo_ros.actions.workspace import actions_to_arrays
     from leo_ros.data.shards import read_samples
-    from leo_ros.train.features import action_to_robot_frame
+    from leo_ros.model.features import action_to_robot_frame
     actions = []
     for sample in read_samples(root, split):
         situation = sample['situation']
@@ -320,7 +335,7 @@ def rvq_errors(tokenizer, arrays) -> dict:
 
 
 def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, echo=False,
-                 evaluate_episodes=0, phrasings=()):
+                 evaluate_episodes=0, phrasings=(), command=''):
     """
     Run every step; return the path of the trained model directory.
 
@@ -329,16 +344,9 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
     :param data_dir: dataset directory (default ``out_dir/data``)
     :param evaluate_episodes: when > 0, run ``leo-eval`` with this many episodes per family
     :param phrasings: extra phrasings files to evaluate with (held-out wordings)
+    :param command: the command line that ran it (recorded in the model's config.json)
     """
     import torch
-    from leo_ros.data.shards import split_seeds
-    from leo_ros.data.templates import Templates
-    from leo_ros.train.classifier import (classifier_accuracy, ClassifierConfig,
-                                          ObjectClassifier, train_classifier)
-    from leo_ros.train.dataset import build_examples, load_records, SceneCache
-    from leo_ros.train.plots import plot_curves
-    from leo_ros.train.policy import action_vocabulary, LeoTrainedPolicy
-    from leo_ros.train.text import AnswerVocabulary, InstructionEncoder
     began = time.perf_counter()
     torch.manual_seed(config.seed)
     out_dir = Path(out_dir)
@@ -348,142 +356,209 @@ def run_pipeline(config: TrainConfig, out_dir, data_dir=None, progress=True, ech
     log({'stage': 'pipeline', 'event': 'start', 'threads': torch.get_num_threads(),
          'config': config.to_dict()})
     root = Path(data_dir) if data_dir else out_dir / 'data'
-    generate_data(config, root, log, progress)
-    timings = {'data': time.perf_counter() - began}
+    timings = Timings()
+    with timings('data'):
+        generate_data(config, root, log, progress)
+    with timings('classifier'):
+        encoder = pretrain_object_encoder(config, root, out_dir, log, progress)
+    with timings('examples'):
+        action_tokenizer = make_action_tokenizer(config, root, log, progress)
+        records = read_records(config, root)
+        policy = build_policy(config, encoder, action_tokenizer, records['train'], log)
+        examples = build_stage_examples(config, policy, records, root, log, progress)
+    with timings('stage1'):
+        if not config.skip_stage1:
+            policy = train_stage(policy, examples, config.stage1, out_dir, log, config,
+                                 progress)
+    with timings('stage2'):
+        policy = train_stage(policy, examples, config.stage2, out_dir, log, config, progress)
+    model_dir = save_model(policy, config, out_dir, timings.finish(began), log, command)
+    if evaluate_episodes > 0:
+        evaluate_trained(model_dir, config, out_dir, evaluate_episodes, phrasings, progress)
+    return model_dir
 
+
+class Timings:
+    """Seconds per pipeline step (``with timings('name'): ...``)."""
+
+    def __init__(self):
+        self.seconds = {}
+        self._name = None
+
+    def __call__(self, name):
+        self._name = name
+        return self
+
+    def __enter__(self):
+        self._began = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.seconds[self._name] = round(time.perf_counter() - self._began, 1)
+
+    def finish(self, began) -> dict:
+        return {**self.seconds, 'total': round(time.perf_counter() - began, 1)}
+
+
+def pretrain_object_encoder(config: TrainConfig, root, out_dir, log, progress=True):
+    """
+    Return the object encoder pretrained on the train scenes' categories.
+
+    It is read back when this run made it already, or taken from ``init_from`` (the encoders
+    started from that policy read its embeddings).
+    """
+    from leo_ros.data.shards import split_seeds
+    from leo_ros.model.object_encoder import ObjectEncoder, ObjectEncoderConfig
+    from leo_ros.train.classifier import classifier_accuracy, train_classifier
     observed = observed_stamp(config.data)      # None: mesh-sampled tokens only
-    # 2. object encoder pretraining
-    mark = time.perf_counter()
-    classifier_dir = out_dir / 'classifier'
-    if (classifier_dir / 'classifier.safetensors').is_file():
-        classifier = ObjectClassifier.load(classifier_dir)
+    directory = Path(config.init_from) if config.init_from else out_dir / 'classifier'
+    if (directory / 'classifier.safetensors').is_file():
+        encoder = ObjectEncoder.load(directory)
     else:
         step = config.classifier
         objects = collect_objects(root, 'train', split_seeds('train', config.data.train_scenes),
                                   observed)
-        classifier = train_classifier(
-            objects, ClassifierConfig(points=step.points, width=step.width,
-                                      embedding=step.embedding),
+        encoder = train_classifier(
+            objects, ObjectEncoderConfig(kind=step.kind, points=step.points, width=step.width,
+                                         embedding=step.embedding),
             steps=step.steps, batch_size=step.batch_size, lr=step.lr, seed=config.seed,
             progress=progress, log=log)
-        classifier.save(classifier_dir)
+        encoder.save(directory)
     val_objects = collect_objects(root, 'val', split_seeds('val', config.data.val_scenes))
     done = {'stage': 'classifier', 'event': 'done',
-            'val_accuracy': classifier_accuracy(classifier, val_objects)}
+            'val_accuracy': classifier_accuracy(encoder, val_objects)}
     if observed is not None:
         seen = collect_objects(root, 'val', split_seeds('val', config.data.val_scenes), observed)
-        done['val_accuracy_with_observed'] = classifier_accuracy(classifier, seen)
+        done['val_accuracy_with_observed'] = classifier_accuracy(encoder, seen)
     log(done)
-    config.policy.object_embedding = classifier.config.embedding
-    config.policy.render_size = tuple(config.data.image_size)
-    timings['classifier'] = time.perf_counter() - mark
+    return encoder
 
-    # 3-4. action tokenizer, vocabulary, examples
-    mark = time.perf_counter()
-    action_tokenizer = make_action_tokenizer(config, root, log, progress)
+
+def read_records(config: TrainConfig, root) -> dict:
+    """Return the train (with reworded copies) and val records, and the reworded count."""
+    from leo_ros.data.templates import Templates
+    from leo_ros.train.dataset import load_records
     templates = Templates.load(templates_path(config))
     rng = np.random.default_rng(config.seed)
-    train_records = load_records(root, 'train', templates, config.data.refer_phrasings, rng)
-    val_records = load_records(root, 'val', templates, config.data.refer_phrasings, rng)
-    written = len(train_records)
-    train_records = augment_records(train_records, templates, config.augment,
-                                    np.random.default_rng([config.seed, 11]))
-    reworded = len(train_records) - written
-    answers = [r[0]['answer'] for r in train_records]
-    vocabulary = AnswerVocabulary.build(answers, action_vocabulary(action_tokenizer))
-    text_encoder = InstructionEncoder(config.policy.max_instruction_tokens)
+    train = load_records(root, 'train', templates, config.data.refer_phrasings, rng)
+    val = load_records(root, 'val', templates, config.data.refer_phrasings, rng)
+    augmented = augment_records(train, templates, config.augment,
+                                np.random.default_rng([config.seed, 11]))
+    return {'train': augmented, 'val': val, 'reworded': len(augmented) - len(train)}
+
+
+def policy_config(config: TrainConfig, encoder) -> PolicyConfig:
+    """Return the policy's configuration with what the data and the encoder fix."""
+    policy = config.policy
+    return replace(policy, scene=replace(policy.scene, object_embedding=encoder.config.embedding),
+                   image=replace(policy.image, render_size=tuple(config.data.image_size)),
+                   llm=replace(policy.llm), lora=False)
+
+
+def build_policy(config: TrainConfig, encoder, action_tokenizer, records, log):
+    """Return a fresh policy (tiny: BPE on the records' text), initialised as configured."""
+    from leo_ros.model.checkpoint import create_policy
+    texts = [r[2] for r in records] + [r[0]['answer'] for r in records]
+    policy = create_policy(policy_config(config, encoder), encoder, action_tokenizer, texts,
+                           seed=config.seed)
+    if config.init_from:
+        log({'stage': 'policy', 'event': 'init', 'from': config.init_from,
+             **initialise_from(policy, config.init_from)})
+    trainable = sum(p.numel() for n, p in policy.named_parameters()
+                    if not n.startswith(('object_encoder.', 'llm.')))
+    log({'stage': 'policy', 'llm': config.policy.llm.source, 'parameters_here': trainable,
+         'llm_parameters': sum(p.numel() for p in policy.llm.parameters()),
+         'vocabulary': len(policy.tokenizer), 'added_tokens': len(policy.space.added)})
+    return policy
+
+
+def initialise_from(policy, directory) -> dict:
+    """Copy the weights of a trained policy whose names and shapes match (not the LM's)."""
+    from safetensors.torch import load_file
+    state = load_file(str(Path(directory) / 'policy.safetensors'))
+    own = policy.state_dict()
+    copied = {k: v for k, v in state.items() if not k.startswith('llm.') and k in own
+              and own[k].shape == v.shape}
+    policy.load_state_dict(copied, strict=False)
+    return {'copied': len(copied), 'skipped': len(own) - len(copied)}
+
+
+def build_stage_examples(config: TrainConfig, policy, records, root, log, progress) -> dict:
+    """Return the examples of both stages (MiniLM states cached next to the data)."""
+    from leo_ros.model.text_encoder import InstructionEncoder
+    from leo_ros.train.dataset import build_examples, SceneCache
+    observed = observed_stamp(config.data)
+    text_encoder = InstructionEncoder(config.policy.scene.max_instruction_pieces, cache_size=0)
     cache_path = root / 'minilm_cache'
     text_encoder.load_cache(cache_path)
-    scenes = {split: SceneCache(root, split, classifier, observed)
+    scenes = {split: SceneCache(root, split, policy.object_encoder, observed)
               for split in ('train', 'val')}
-
-    def examples(records, split, families):
-        chosen = [r for r in records if r[1] in families]
-        return build_examples(chosen, scenes[split], text_encoder, vocabulary,
-                              action_tokenizer, config.policy.max_answer_tokens,
-                              config.policy.use_image, progress, config.policy.image_size,
-                              config.data.observed_fraction, config.seed)
-
-    stage1_train = examples(train_records, 'train', STAGE1_FAMILIES)
-    stage1_val = examples(val_records, 'val', STAGE1_FAMILIES)
-    stage2_train = examples(train_records, 'train', STAGE2_FAMILIES)
-    stage2_val = examples(val_records, 'val', STAGE2_FAMILIES)
+    out = {}
+    for split in ('train', 'val'):
+        for stage, families in (('stage1', STAGE1_FAMILIES), ('stage2', STAGE2_FAMILIES)):
+            chosen = [r for r in records[split] if r[1] in families]
+            out[f'{stage}_{split}'] = build_examples(
+                chosen, scenes[split], text_encoder, policy, progress,
+                config.data.observed_fraction, config.seed)
     text_encoder.save_cache(cache_path)
-    log({'stage': 'examples', 'stage1_train': len(stage1_train), 'stage1_val': len(stage1_val),
-         'stage2_train': len(stage2_train), 'stage2_val': len(stage2_val),
-         'vocabulary': len(vocabulary), 'instructions_cached': len(text_encoder.cache),
-         'reworded_copies': reworded})
-    timings['examples'] = time.perf_counter() - mark
+    log({'stage': 'examples', **{k: len(v) for k, v in out.items()},
+         'instructions_cached': len(text_encoder.cache), 'reworded_copies': records['reworded']})
+    return out
 
-    # 5-6. the two stages
-    model = LeoTrainedPolicy(config.policy, vocabulary, action_tokenizer, classifier)
-    log({'stage': 'policy', 'parameters': sum(p.numel() for n, p in model.named_parameters()
-                                              if not n.startswith('classifier.'))})
-    mark = time.perf_counter()
-    if not config.skip_stage1:
-        _set_llm_mode(model, config.stage1.llm)
-        model = _run_or_load(model, stage1_train, stage1_val, config.stage1, out_dir, log,
-                             config, progress)
-    timings['stage1'] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    _set_llm_mode(model, config.stage2.llm)
-    replay = stage1_train if config.stage2.replay > 0 else ()
-    model = _run_or_load(model, stage2_train, stage2_val, config.stage2, out_dir, log, config,
-                         progress, replay)
-    timings['stage2'] = time.perf_counter() - mark
 
-    # 7. save
+def stage_mode(stage: StageConfig, policy) -> str:
+    """Return how a stage trains the LM ('auto': the tiny LM fully in stage 1, else LoRA)."""
+    if stage.llm != 'auto':
+        return stage.llm
+    return 'full' if stage.name == 'stage1' and policy.config.llm.built_here else 'lora'
+
+
+def train_stage(policy, examples, stage: StageConfig, out_dir, log, config, progress):
+    """Run a stage unless its final weights exist (a finished stage is not retrained)."""
+    from safetensors.torch import load_file, save_file
+    from leo_ros.model.checkpoint import trained_state
+    from leo_ros.train.trainer import run_stage
+    policy.set_llm_mode(stage_mode(stage, policy))
+    done = Path(out_dir) / stage.name / 'final.safetensors'
+    if done.is_file():
+        policy.load_state_dict(load_file(str(done)), strict=False)
+        log({'stage': stage.name, 'event': 'loaded finished stage'})
+        return policy
+    replay = examples['stage1_train'] if stage.name == 'stage2' and stage.replay > 0 else ()
+    log({'stage': stage.name,
+         'trainable': sum(p.numel() for p in policy.trainable_parameters())})
+    policy = run_stage(policy, examples[f'{stage.name}_train'], examples[f'{stage.name}_val'],
+                       stage, out_dir, log, seed=config.seed, progress=progress,
+                       mixed_precision=config.mixed_precision, replay_examples=replay)
+    save_file(trained_state(policy, lora=True), str(done))
+    return policy
+
+
+def save_model(policy, config: TrainConfig, out_dir, timings, log, command='') -> Path:
+    """Write ``out_dir/model`` (the policy directory) and the curves."""
+    from leo_ros.model.checkpoint import save_policy
+    from leo_ros.train.plots import plot_curves
     model_dir = out_dir / 'model'
     if model_dir.exists():
         shutil.rmtree(model_dir)
-    timings = {k: round(v, 1) for k, v in timings.items()}
-    timings['total'] = round(time.perf_counter() - began, 1)
-    model.save(model_dir, extra={'training': config.to_dict(), 'timings_s': timings})
+    save_policy(policy, model_dir, extra={'training': config.to_dict(), 'timings_s': timings,
+                                          'command': command})
     log({'stage': 'pipeline', 'event': 'saved', 'model': str(model_dir), 'timings_s': timings})
     plot_curves(out_dir / 'metrics.jsonl', out_dir / 'curves.png')
-    if evaluate_episodes > 0:
-        from leo_ros.train.evaluate import evaluate_model, EvalConfig
-        for phrasing in (None,) + tuple(phrasings):
-            name = 'eval' if phrasing is None else f'eval-{Path(phrasing).stem}'
-            evaluate_model(model_dir, EvalConfig(episodes=evaluate_episodes, seed=config.seed,
-                                                 phrasings=phrasing,
-                                                 test_scenes=config.data.test_scenes),
-                           out_dir / name, progress=progress)
-        # The closed-loop families again, on the tokens perception keeps (as on the robot).
-        evaluate_model(model_dir, EvalConfig(episodes=evaluate_episodes, seed=config.seed,
-                                             test_scenes=config.data.test_scenes,
-                                             families=('nav', 'pick_place', 'qa'),
-                                             tokens='perception'),
-                       out_dir / 'eval-perception', progress=progress)
     return model_dir
 
 
-def _set_llm_mode(model, mode):
-    """Make the LM fully trainable, frozen, or LoRA-adapted (adapters added once)."""
-    if mode == 'lora':
-        if not model.config.lora:
-            model.add_lora()
-        return
-    if model.config.lora:
-        raise ValueError('the LM already carries LoRA adapters; a later stage cannot train it '
-                         f'as {mode!r}')
-    for parameter in model.llm.parameters():
-        parameter.requires_grad_(mode == 'full')
-
-
-def _run_or_load(model, train, val, stage, out_dir, log, config, progress, replay=()):
-    """Run a stage unless its final weights exist (a finished stage is not retrained)."""
-    from safetensors.torch import load_file, save_file
-    from leo_ros.train.trainer import run_stage
-    done = Path(out_dir) / stage.name / 'final.safetensors'
-    if done.is_file():
-        model.load_state_dict(load_file(str(done)), strict=False)
-        log({'stage': stage.name, 'event': 'loaded finished stage'})
-        return model
-    model = run_stage(model, train, val, stage, out_dir, log, seed=config.seed,
-                      progress=progress, mixed_precision=config.mixed_precision,
-                      replay_examples=replay)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
-             if not k.startswith('classifier.')}
-    save_file(state, str(done))
-    return model
+def evaluate_trained(model_dir, config: TrainConfig, out_dir, episodes, phrasings, progress):
+    """Evaluate a trained model: training wordings, each phrasings file, and perception."""
+    from leo_ros.train.evaluate import evaluate_model, EvalConfig
+    for phrasing in (None,) + tuple(phrasings):
+        name = 'eval' if phrasing is None else f'eval-{Path(phrasing).stem}'
+        evaluate_model(model_dir, EvalConfig(episodes=episodes, seed=config.seed,
+                                             phrasings=phrasing,
+                                             test_scenes=config.data.test_scenes),
+                       out_dir / name, progress=progress)
+    # the closed-loop families again, on the tokens perception keeps (as on the robot)
+    evaluate_model(model_dir, EvalConfig(episodes=episodes, seed=config.seed,
+                                         test_scenes=config.data.test_scenes,
+                                         families=('nav', 'pick_place', 'qa'),
+                                         tokens='perception'),
+                   out_dir / 'eval-perception', progress=progress)

@@ -9,11 +9,8 @@ egocentric too. Grounded actions need no frame: they name objects.
 
 import math
 
-from leo_ros.actions.types import NavGoal, PickPlace, wrap_angle
+from leo_ros.actions.registry import kind_of
 import numpy as np
-
-#: object feature layout after the classifier embedding: colour (3), centre (3), size (3)
-GEOMETRY_FEATURES = 9
 
 
 def to_robot_frame(points, pose) -> np.ndarray:
@@ -46,34 +43,13 @@ def from_robot_frame(points, pose) -> np.ndarray:
 
 
 def action_to_robot_frame(action, pose):
-    """Return a NavGoal or PickPlace expressed in the robot frame (others unchanged)."""
-    yaw = float(pose[2])
-    if isinstance(action, NavGoal):
-        x, y = to_robot_frame(np.array([[action.x, action.y]]), pose)[0]
-        return NavGoal(float(x), float(y), wrap_angle(action.yaw - yaw))
-    if isinstance(action, PickPlace):
-        pick = to_robot_frame(np.array([[action.pick_x, action.pick_y, action.pick_z]]), pose)[0]
-        place = to_robot_frame(np.array([[action.place_x, action.place_y, action.place_z]]),
-                               pose)[0]
-        return PickPlace(*(float(v) for v in pick), wrap_angle(action.pick_yaw - yaw),
-                         *(float(v) for v in place), wrap_angle(action.place_yaw - yaw))
-    return action
+    """Return an action with its poses in the robot frame (the registry knows which)."""
+    return kind_of(action).to_robot_frame(action, pose)
 
 
 def action_from_robot_frame(action, pose):
     """Inverse of :func:`action_to_robot_frame`."""
-    yaw = float(pose[2])
-    if isinstance(action, NavGoal):
-        x, y = from_robot_frame(np.array([[action.x, action.y]]), pose)[0]
-        return NavGoal(float(x), float(y), wrap_angle(action.yaw + yaw))
-    if isinstance(action, PickPlace):
-        pick = from_robot_frame(np.array([[action.pick_x, action.pick_y, action.pick_z]]),
-                                pose)[0]
-        place = from_robot_frame(np.array([[action.place_x, action.place_y, action.place_z]]),
-                                 pose)[0]
-        return PickPlace(*(float(v) for v in pick), wrap_angle(action.pick_yaw + yaw),
-                         *(float(v) for v in place), wrap_angle(action.place_yaw + yaw))
-    return action
+    return kind_of(action).from_robot_frame(action, pose)
 
 
 def object_features(embeddings, tokens, pose) -> tuple:
@@ -91,8 +67,3 @@ def object_features(embeddings, tokens, pose) -> tuple:
                                np.asarray(tokens.colors, np.float32), centers,
                                np.asarray(tokens.sizes, np.float32)], axis=1)
     return features.astype(np.float32), centers.astype(np.float32)
-
-
-def image_to_tensor_array(image) -> np.ndarray:
-    """Return an ego-view image (H, W, 3) uint8 as (3, H, W) float32 in [-0.5, 0.5]."""
-    return (np.asarray(image, np.float32) / 255.0 - 0.5).transpose(2, 0, 1).copy()
