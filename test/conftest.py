@@ -84,3 +84,12 @@ def spawn(domain_id, tmp_path, request):
     for proc in started:
         proc.stop()
         print(f'----- {proc.name} (exit {proc.process.returncode}) -----\n{proc.output[-4000:]}')
+
+
+@pytest.fixture
+def robot(spun_node):
+    """Yield the robot's side of policy_node (test/ros_agent_helpers.py), closed after."""
+    from ros_agent_helpers import Robot
+    robot = Robot(spun_node)
+    yield robot
+    robot.close()

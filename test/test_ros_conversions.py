@@ -276,3 +276,13 @@ def test_backends_name_the_library_in_use():
         assert backends['pointcloud2'] == 'sensor_msgs_py'
     except ImportError:
         assert backends['pointcloud2'] == 'leo_ros'
+
+
+def test_camera_info_of_intrinsics_reads_back():
+    k = np.array([[525.0, 0.0, 319.5], [0.0, 520.0, 239.5], [0.0, 0.0, 1.0]])
+    info = conv.camera_info_msg(k, 480, 640, 'camera_optical_frame', 12.5)
+    assert (info.height, info.width, info.header.frame_id) == (480, 640, 'camera_optical_frame')
+    assert conv.stamp_to_seconds(info.header.stamp) == 12.5
+    np.testing.assert_array_equal(conv.camera_info_matrix(info), k)
+    # the projection matrix of an undistorted camera: [K | 0]
+    np.testing.assert_array_equal(np.reshape(info.p, (3, 4)), np.hstack([k, np.zeros((3, 1))]))

@@ -14,18 +14,11 @@ import time
 from leo_ros.ros.process import wait_until
 import numpy as np
 import pytest
-from ros_agent_helpers import Robot, start_policy
+from ros_agent_helpers import start_policy
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 ODOM = (1.5, -0.5, 0.3)       # the odom frame's pose in the map
-
-
-@pytest.fixture
-def robot(spun_node):
-    robot = Robot(spun_node)
-    yield robot
-    robot.close()
 
 
 def _reachable_goal(seed=0):

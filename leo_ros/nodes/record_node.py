@@ -232,13 +232,3 @@ def run_record(config: RecordConfig, progress=True, use_sim_time=False,
     print(f'leo-record: wrote {config.path}', flush=True)
     print('\n'.join(recorder.summary_lines()), flush=True)
     return 0 if recorder.writer.message_count else 1
-
-
-def main(argv=None) -> int:
-    """``ros2 run leo_ros record_node OUT.mcap`` is ``leo-record OUT.mcap``."""
-    from leo_ros.tools.record import main as tool_main
-    return tool_main(argv)
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -354,13 +354,3 @@ def run_replay(path, config: ReplayConfig, progress=True, node_name='leo_replay'
     print(f'leo-replay: {path}', flush=True)
     print('\n'.join(lines), flush=True)
     return 0 if sum(player.published.values()) else 1
-
-
-def main(argv=None) -> int:
-    """``ros2 run leo_ros replay_node BAG`` is ``leo-replay BAG``."""
-    from leo_ros.tools.replay import main as tool_main
-    return tool_main(argv)
-
-
-if __name__ == '__main__':
-    sys.exit(main())

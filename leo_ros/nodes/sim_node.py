@@ -24,11 +24,12 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, Twist
 from leo_ros.actions.types import EEDelta
 from leo_ros.msg import ManipulatorCommand
-from leo_ros.ros.conversions import (array_to_image, matrix_to_pose, pose_stamped,
+from leo_ros.ros.conversions import (array_to_image, camera_info_msg, matrix_to_pose, pose_stamped,
                                      quaternion_to_yaw, xyz_rgb_to_pointcloud2)
 from leo_ros.ros.env import apply_ros_environment
 from leo_ros.ros.parameters import Spec
 from leo_ros.sim.render import CameraConfig
+from leo_ros.sim.sensor import SensorConfig
 from leo_ros.sim.world import World, WorldConfig
 from leo_ros.srv import ResetWorld, SaveTopdown, TaskStatus
 from nav_msgs.msg import Odometry
@@ -55,6 +56,9 @@ class SimNodeConfig:
     :param fov_x: horizontal field of view [deg]
     :param depth_noise: depth noise std at 1 m [m]
     :param dropout: share of pixels without depth
+    :param sensor_model: depth through the Kinect/RealSense-like model of leo_ros.sim.sensor
+        (noise and quantisation growing with depth squared, missing returns at depth edges and
+        on dark or shiny surfaces, per-frame jitter)
     :param publish_points: publish camera/points (the largest message)
     :param publish_clock: publish /clock with simulated time and stamp with it
     :param map_frame: fixed frame of poses and goals
@@ -77,6 +81,7 @@ class SimNodeConfig:
     fov_x: float = 69.0
     depth_noise: float = 0.0
     dropout: float = 0.0
+    sensor_model: bool = False
     publish_points: bool = True
     publish_clock: bool = False
     map_frame: str = 'map'
@@ -109,7 +114,8 @@ class SimNodeConfig:
     def camera(self) -> CameraConfig:
         """Return the camera configuration."""
         return CameraConfig(width=self.width, height=self.height, fov_x=self.fov_x,
-                            depth_noise=self.depth_noise, dropout=self.dropout)
+                            depth_noise=self.depth_noise, dropout=self.dropout,
+                            sensor=SensorConfig(enabled=self.sensor_model))
 
 
 #: ROS parameter -> Spec (defaults from SimNodeConfig); all read-only (they shape the world)
@@ -124,6 +130,8 @@ SIM_PARAMETERS = {name: Spec(getattr(SimNodeConfig, name), description, *limits,
     'fov_x': ('horizontal field of view [deg]', (10.0, 170.0)),
     'depth_noise': ('depth noise std at 1 m [m], grows with depth squared', (0.0, 1.0)),
     'dropout': ('share of pixels without depth', (0.0, 1.0)),
+    'sensor_model': ('depth like a Kinect/RealSense: noise, quantisation, missing returns at '
+                     'edges and on dark or shiny surfaces, per-frame jitter', ()),
     'publish_points': ('publish camera/points (organized PointCloud2 with instance ids)', ()),
     'publish_clock': ('publish /clock with simulated time and stamp messages with it', ()),
     'map_frame': ('fixed frame of poses and goals', ()),
@@ -414,18 +422,8 @@ class SimNode(Node):
                                             stamp)])
         self.pub_image.publish(array_to_image(frame.rgb, 'rgb8', cfg.camera_frame, stamp))
         self.pub_depth.publish(array_to_image(frame.depth, '32FC1', cfg.camera_frame, stamp))
-        info = CameraInfo()
-        info.header.frame_id = cfg.camera_frame
-        info.header.stamp = stamp
-        info.height, info.width = frame.rgb.shape[:2]
-        info.distortion_model = 'plumb_bob'
-        info.d = [0.0] * 5
-        k = frame.intrinsics
-        info.k = [float(v) for v in k.ravel()]
-        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        info.p = [k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
-        info.p = [float(v) for v in info.p]
-        self.pub_info.publish(info)
+        self.pub_info.publish(camera_info_msg(frame.intrinsics, *frame.rgb.shape[:2],
+                                              cfg.camera_frame, stamp))
         if cfg.publish_points:
             self.pub_points.publish(xyz_rgb_to_pointcloud2(
                 frame.points, frame.rgb, cfg.camera_frame, stamp,

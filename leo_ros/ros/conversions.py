@@ -17,7 +17,7 @@ import importlib
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion
 from leo_ros.scene_tokens import POINT_DIM, SceneTokens
 import numpy as np
-from sensor_msgs.msg import Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 import transforms3d
 
@@ -399,6 +399,20 @@ def camera_info_matrix(info) -> np.ndarray:
         raise ConversionError('k', f'focal lengths must be positive, got fx={k[0, 0]}, '
                               f'fy={k[1, 1]}')
     return k
+
+
+def camera_info_msg(k, height, width, frame_id='', stamp=None) -> CameraInfo:
+    """Return the CameraInfo of an undistorted pinhole camera with intrinsics K (3x3)."""
+    k = np.asarray(k, np.float64).reshape(3, 3)
+    info = CameraInfo()
+    info.header = Header(frame_id=frame_id, stamp=to_stamp(stamp))
+    info.height, info.width = int(height), int(width)
+    info.distortion_model = 'plumb_bob'
+    info.d = [0.0] * 5
+    info.k = [float(v) for v in k.ravel()]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [float(v) for v in (k[0, 0], 0, k[0, 2], 0, 0, k[1, 1], k[1, 2], 0, 0, 0, 1, 0)]
+    return info
 
 
 def depth_to_points(depth, k) -> np.ndarray:

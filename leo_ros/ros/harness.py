@@ -9,7 +9,7 @@ that the policy has a full scene at once without perception's look-around. Tools
 exercise perception too use ``leo-agent --sim`` instead.
 
 ``model_path='pointing'`` (or ``'pointing:DELAY'``) runs the real policy_node with
-:class:`~leo_ros.agent.pointing_policy.PointingPolicy` in place of a checkpoint
+:class:`~leo_ros.agent.stand_in_policies.PointingPolicy` in place of a checkpoint
 (``python -m leo_ros.ros.harness --ros-args ...``): node tests then do not depend on a
 trained model, and every refusal they see comes from the node's own gates.
 """
@@ -26,22 +26,15 @@ LIGHT_SIM = {'width': 160, 'height': 120, 'publish_points': False, 'rate': 10.0}
 
 def change_state(node, name, transition, timeout=60.0) -> bool:
     """Call ``<name>/change_state`` with a lifecycle transition label ('configure', ...)."""
-    from lifecycle_msgs.msg import Transition
-    from lifecycle_msgs.srv import ChangeState
-    ids = {'configure': Transition.TRANSITION_CONFIGURE,
-           'activate': Transition.TRANSITION_ACTIVATE,
-           'deactivate': Transition.TRANSITION_DEACTIVATE}
-    client = node.create_client(ChangeState, f'{name}/change_state')
+    from leo_ros.ros.lifecycle_client import change_state as run_transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    change = node.create_client(ChangeState, f'{name}/change_state')
+    get = node.create_client(GetState, f'{name}/get_state')
     try:
-        if not client.wait_for_service(timeout_sec=timeout):
-            return False
-        future = client.call_async(ChangeState.Request(
-            transition=Transition(id=ids[transition])))
-        if not wait_until(future.done, timeout, period=0.02):
-            return False
-        return bool(future.result().success)
+        return run_transition(change, get, transition, timeout)[0]
     finally:
-        node.destroy_client(client)
+        node.destroy_client(change)
+        node.destroy_client(get)
 
 
 class WorldSceneFeed:
@@ -173,7 +166,7 @@ class AgentHarness:
 
 def main(argv=None) -> int:
     """Run policy_node with the PointingPolicy (model_path 'pointing' or 'pointing:DELAY')."""
-    from leo_ros.agent.pointing_policy import load_pointing_policy
+    from leo_ros.agent.stand_in_policies import load_pointing_policy
     from leo_ros.nodes.policy_node import PolicyNode
     from leo_ros.ros.node_runner import run_node
     return run_node('policy_node', lambda node: PolicyNode(node, load=load_pointing_policy),

@@ -39,19 +39,11 @@ def frame_messages(frame, pose, stamp_ns):
     """Return {topic: message} of one rendered frame, as sim_node publishes them."""
     from builtin_interfaces.msg import Time
     from geometry_msgs.msg import PoseStamped
-    from leo_ros.ros.conversions import array_to_image, matrix_to_pose, xyz_rgb_to_pointcloud2
+    from leo_ros.ros.conversions import array_to_image, camera_info_msg, matrix_to_pose, \
+        xyz_rgb_to_pointcloud2
     from nav_msgs.msg import Odometry
-    from sensor_msgs.msg import CameraInfo
     stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
-    info = CameraInfo()
-    info.header.frame_id, info.header.stamp = FRAME, stamp
-    info.height, info.width = frame.rgb.shape[:2]
-    info.distortion_model = 'plumb_bob'
-    info.d = [0.0] * 5
-    k = frame.intrinsics
-    info.k = [float(v) for v in k.ravel()]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [float(v) for v in (k[0, 0], 0, k[0, 2], 0, 0, k[1, 1], k[1, 2], 0, 0, 0, 1, 0)]
+    info = camera_info_msg(frame.intrinsics, *frame.rgb.shape[:2], FRAME, stamp)
     camera = PoseStamped()
     camera.header.frame_id, camera.header.stamp = 'map', stamp
     camera.pose = matrix_to_pose(frame.camera_pose)

@@ -10,79 +10,24 @@ cancel (at once: a cancel wakes its 20 Hz loop). ``mode:=reject`` rejects every 
 ``GripperCommand`` (``gripper_controller/gripper_cmd``): it reaches the position in 0.3 s or
 stops on cancel. Both report what happened on ``leo_stand_in/events`` (std_msgs/String).
 
-``... stand_ins policy`` runs the real policy_node with :class:`ScriptedPolicy` as its model, so
-that a test or ``leo-bench stop`` can ask for one kind of action and see where it goes out.
+``... stand_ins policy`` runs the real policy_node with
+:class:`~leo_ros.agent.stand_in_policies.ScriptedPolicy` as its model, so that a test or
+``leo-bench stop`` can ask for one kind of action and see where it goes out.
 The trained policy's decisions are measured by ``leo-eval`` and the end-to-end test instead.
 :class:`MotionWatcher` is the robot's side for tests and benchmarks.
 """
 
-from dataclasses import dataclass, field
 import math
 import sys
 import threading
 import time
 
-from leo_ros.actions.types import EEDelta, NavGoal, NavStep, PickPlace
 from leo_ros.ros.process import wait_until
 import numpy as np
 
 #: every topic a motion command can go out on
 MOTION_TOPICS = ('cmd_vel', 'goal_pose', 'leo/manipulator_command', 'leo/ee_twist',
                  'leo/pregrasp_pose', 'leo/grasp_pose', 'leo/place_pose')
-
-
-@dataclass
-class Decision:
-    """What LeoPolicy.act returns (the fields AgentCore reads)."""
-
-    text: str = ''
-    action: object = None
-    kind: str = 'text'
-    tokens: list = field(default_factory=list)
-    token_ids: list = field(default_factory=list)
-    tokenizer: str = ''
-    error: str = ''
-    actions: list = field(default_factory=list)
-
-
-class ScriptedPolicy:
-    """
-    Fixed answers per instruction, for the objects of the scene it is given.
-
-    ``go to the LABEL`` -> NavGoal to that object's centre; ``step forward`` -> NavStep;
-    ``grab it`` -> EEDelta (5 cm forward, 2 cm up, gripper closed); ``release`` -> EEDelta
-    (2 cm up, gripper open); ``pick up the LABEL`` -> PickPlace of that
-    object, placed 10 cm to its left; anything else -> a text answer with the object count, the
-    first object's centre, the scene's frame and the pose the node gave.
-    """
-
-    device = 'cpu'
-    dtype = 'float32'
-
-    def act(self, scene, image, instruction, pose):
-        text = instruction.lower().strip().rstrip('.')
-        label = text.split()[-1] if text else ''
-        where = {name: scene.centers[k] for k, name in enumerate(scene.labels)}
-        if text.startswith('go to the ') and label in where:
-            x, y, _ = where[label]
-            return self._action(NavGoal(float(x), float(y), 0.0))
-        if text == 'step forward':
-            return self._action(NavStep('forward'))
-        if text == 'grab it':
-            return self._action(EEDelta(0.05, 0.0, 0.02, 0.0, 0.0))
-        if text == 'release':
-            return self._action(EEDelta(0.0, 0.0, 0.02, 0.0, 1.0))
-        if text.startswith('pick up the ') and label in where:
-            x, y, z = (float(v) for v in where[label])
-            return self._action(PickPlace(x, y, z, 0.0, x, y + 0.1, z + 0.05, 0.0))
-        first = ' '.join(f'{v:.3f}' for v in scene.centers[0]) if len(scene) else 'none'
-        return Decision(text=f'objects {len(scene)} first {first} frame {scene.frame_id} '
-                             f'pose {pose[0]:.3f} {pose[1]:.3f} {pose[2]:.3f}')
-
-    @staticmethod
-    def _action(action):
-        return Decision(action=action, kind=action.kind, tokens=[action.kind],
-                        tokenizer='scripted', actions=[action])
 
 
 class _Events:
@@ -322,12 +267,17 @@ class MotionWatcher:
 
     def activate(self, node_name='policy_node'):
         """Configure and activate a lifecycle node, as leo_lifecycle_manager does."""
-        from lifecycle_msgs.msg import Transition
-        from lifecycle_msgs.srv import ChangeState
-        for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
-            reply = self.call(ChangeState, f'{node_name}/change_state',
-                              ChangeState.Request(transition=Transition(id=transition)))
-            _require(reply.success, f'{node_name}: transition {transition} failed')
+        from leo_ros.ros.lifecycle_client import change_state
+        from lifecycle_msgs.srv import ChangeState, GetState
+        change = self.node.create_client(ChangeState, f'{node_name}/change_state')
+        get = self.node.create_client(GetState, f'{node_name}/get_state')
+        try:
+            for label in ('configure', 'activate'):
+                success, why = change_state(change, get, label, timeout=20.0)
+                _require(success, f'{node_name}: {why}')
+        finally:
+            self.node.destroy_client(change)
+            self.node.destroy_client(get)
 
     def wait_action_server(self, action_type, name, timeout=60.0):
         """Wait until an action server (a stand-in peer) is up."""
@@ -447,6 +397,7 @@ def main(argv=None) -> int:
     if kind == 'gripper':
         return run_node('gripper_stand_in', GripperStandIn, ros_argv, num_threads=3)
     if kind == 'policy':
+        from leo_ros.agent.stand_in_policies import ScriptedPolicy
         from leo_ros.nodes.policy_node import PolicyNode
         return run_node('policy_node', lambda node: PolicyNode(
             node, load=lambda *_: ScriptedPolicy()), ros_argv, num_threads=6, lifecycle=True)

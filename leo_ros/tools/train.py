@@ -51,7 +51,8 @@ def build_parser():
     parser.add_argument('--dtype', choices=('float32', 'bfloat16', 'float16'),
                         help='LM weights (policy.llm.dtype); the encoders stay float32')
     parser.add_argument('--init-from', help='start the encoders and heads from this trained '
-                                            'policy directory (init_from)')
+                                            'policy directory, or the latest weights of a '
+                                            'leo-train work directory (init_from)')
     parser.add_argument('--eval-episodes', type=int, default=0,
                         help='evaluate the result with this many episodes per family')
     parser.add_argument('--phrasings', action='append', default=[],

@@ -112,8 +112,9 @@ class TrainConfig:
     """
     Everything ``leo-train`` does, from one YAML file (config/train_default.yaml).
 
-    :param init_from: a trained policy directory whose encoder and head weights (those whose
-        names and shapes match) start this one: a new backbone need not relearn the scene
+    :param init_from: a trained policy directory, or a ``leo-train`` work directory (its
+        latest weights, even mid-stage), whose encoder and head weights (those whose names and
+        shapes match) start this one: a new backbone need not relearn the scene
     """
 
     seed: int = 0
@@ -410,7 +411,11 @@ def pretrain_object_encoder(config: TrainConfig, root, out_dir, log, progress=Tr
     from leo_ros.model.object_encoder import ObjectEncoder, ObjectEncoderConfig
     from leo_ros.train.classifier import classifier_accuracy, train_classifier
     observed = observed_stamp(config.data)      # None: mesh-sampled tokens only
-    directory = Path(config.init_from) if config.init_from else out_dir / 'classifier'
+    directory = out_dir / 'classifier'
+    if config.init_from:
+        directory = Path(config.init_from)
+        if not (directory / 'classifier.safetensors').is_file():     # a leo-train work dir
+            directory = directory / 'classifier'
     if (directory / 'classifier.safetensors').is_file():
         encoder = ObjectEncoder.load(directory)
     else:
@@ -473,13 +478,37 @@ def build_policy(config: TrainConfig, encoder, action_tokenizer, records, log):
 
 def initialise_from(policy, directory) -> dict:
     """Copy the weights of a trained policy whose names and shapes match (not the LM's)."""
-    from safetensors.torch import load_file
-    state = load_file(str(Path(directory) / 'policy.safetensors'))
     own = policy.state_dict()
+    state, source = latest_weights(Path(directory))
     copied = {k: v for k, v in state.items() if not k.startswith('llm.') and k in own
               and own[k].shape == v.shape}
     policy.load_state_dict(copied, strict=False)
-    return {'copied': len(copied), 'skipped': len(own) - len(copied)}
+    return {'copied': len(copied), 'skipped': len(own) - len(copied), 'weights': source}
+
+
+def latest_weights(directory: Path):
+    """
+    Return the latest weights of a policy or work directory and where they came from.
+
+    A policy directory has ``policy.safetensors``. A ``leo-train`` work directory has
+    ``model/`` when it finished; otherwise its last stage's final weights or checkpoint,
+    over stage 1's final weights (a checkpoint holds only what that stage trains).
+    """
+    from safetensors.torch import load_file
+    for candidate in (directory, directory / 'model'):
+        if (candidate / 'policy.safetensors').is_file():
+            return load_file(str(candidate / 'policy.safetensors')), str(candidate)
+    layers = [directory / 'stage1' / 'final.safetensors',
+              directory / 'stage2' / 'checkpoint-model.safetensors',
+              directory / 'stage2' / 'final.safetensors']
+    found = [path for path in layers if path.is_file()]
+    if not found:
+        raise FileNotFoundError(f'{directory}: neither a policy directory (policy.safetensors)'
+                                f' nor a leo-train work directory with finished stage 1')
+    state = {}
+    for path in found:
+        state.update(load_file(str(path)))
+    return state, ' + '.join(str(path) for path in found)
 
 
 def build_stage_examples(config: TrainConfig, policy, records, root, log, progress) -> dict:

@@ -1,10 +1,15 @@
 """
-A deterministic, deliberately untrustworthy stand-in for the learned policy (pure Python).
+Deterministic stand-ins for the learned policy (pure Python), for node tests and benchmarks.
 
-Node tests and benchmarks of stop, burst, gating and memory must not depend on a trained
-checkpoint. :class:`PointingPolicy` offers the policy's ``act()`` and returns the same
-``Decision`` shape, with grounded action tokens decoded by the real
-:class:`~leo_ros.actions.grounded.GroundedTokenizer`:
+Tests of the ROS interfaces, stop, burst, gating and memory must not depend on a trained
+checkpoint. Both stand-ins offer the policy's ``act()`` and return its
+:class:`~leo_ros.model.decision.Decision`.
+
+:class:`ScriptedPolicy` answers a few fixed instructions with one action of each kind, so that
+a test can ask for a kind and see where it goes out.
+
+:class:`PointingPolicy` is deliberately untrustworthy, with grounded action tokens decoded by
+the real :class:`~leo_ros.actions.grounded.GroundedTokenizer`:
 
 - one named object: ``<nav_goal> <obj_k>``, a navigation goal in front of it;
 - two or more named objects ("put the mug on the table"): a plan, ``<nav_goal> <obj_k>``
@@ -17,32 +22,58 @@ text announces it. That is how the issue's policy misbehaved; whatever keeps the
 in a test with this policy is the node's own gates.
 """
 
-from dataclasses import dataclass, field
 import math
 import re
 
 from leo_ros.actions.grounded import GroundedTokenizer, GroundingContext, object_token
-from leo_ros.actions.types import NavStep
+from leo_ros.actions.types import EEDelta, NavGoal, NavStep, PickPlace
 from leo_ros.agent.grounding import color_matches, DEFAULT_CATEGORIES, named_objects
+from leo_ros.model.decision import Decision
 import numpy as np
 
 _STEPS = (('turn left', 'turn_left'), ('turn right', 'turn_right'), ('forward', 'forward'),
           ('stop', 'stop'), ('halt', 'stop'))
 
 
-@dataclass
-class PointingDecision:
-    """What one call decided (the fields of ``leo_ros.model.policy.Decision`` it needs)."""
+class ScriptedPolicy:
+    """
+    Fixed answers per instruction, for the objects of the scene it is given.
 
-    text: str
-    action: object
-    tokens: list
-    kind: str
-    token_ids: list = field(default_factory=list)
-    error: str = ''
-    tokenizer: str = 'grounded'
-    actions: list = field(default_factory=list)
-    object_ids: list = field(default_factory=list)
+    ``go to the LABEL`` -> NavGoal to that object's centre; ``step forward`` -> NavStep;
+    ``grab it`` -> EEDelta (5 cm forward, 2 cm up, gripper closed); ``release`` -> EEDelta
+    (2 cm up, gripper open); ``pick up the LABEL`` -> PickPlace of that
+    object, placed 10 cm to its left; anything else -> a text answer with the object count, the
+    first object's centre, the scene's frame and the pose the node gave.
+    """
+
+    device = 'cpu'
+    dtype = 'float32'
+
+    def act(self, scene, image, instruction, pose):
+        text = instruction.lower().strip().rstrip('.')
+        label = text.split()[-1] if text else ''
+        where = {name: scene.centers[k] for k, name in enumerate(scene.labels)}
+        if text.startswith('go to the ') and label in where:
+            x, y, _ = where[label]
+            return self._action(NavGoal(float(x), float(y), 0.0))
+        if text == 'step forward':
+            return self._action(NavStep('forward'))
+        if text == 'grab it':
+            return self._action(EEDelta(0.05, 0.0, 0.02, 0.0, 0.0))
+        if text == 'release':
+            return self._action(EEDelta(0.0, 0.0, 0.02, 0.0, 1.0))
+        if text.startswith('pick up the ') and label in where:
+            x, y, z = (float(v) for v in where[label])
+            return self._action(PickPlace(x, y, z, 0.0, x, y + 0.1, z + 0.05, 0.0))
+        first = ' '.join(f'{v:.3f}' for v in scene.centers[0]) if len(scene) else 'none'
+        return Decision(action=None, tokens=[], kind='text',
+                        text=f'objects {len(scene)} first {first} frame {scene.frame_id} '
+                             f'pose {pose[0]:.3f} {pose[1]:.3f} {pose[2]:.3f}')
+
+    @staticmethod
+    def _action(action):
+        return Decision(text='', action=action, kind=action.kind, tokens=[action.kind],
+                        tokenizer='scripted', actions=[action])
 
 
 class PointingPolicy:
@@ -76,11 +107,11 @@ class PointingPolicy:
             time.sleep(self.delay)
         lower = instruction.lower()
         if len(scene) == 0:
-            return PointingDecision('I see no objects.', None, [], 'text')
+            return Decision('I see no objects.', None, [], 'text')
         for words, step in _STEPS:
             if re.search(rf'\b{words}\b', lower) and not named_objects(lower):
-                return PointingDecision('', NavStep(step), ['<nav_step>', f'<{step}>'],
-                                        'nav_step', actions=[NavStep(step)])
+                return Decision('', NavStep(step), ['<nav_step>', f'<{step}>'], 'nav_step',
+                                tokenizer='grounded', actions=[NavStep(step)])
         categories = tuple(DEFAULT_CATEGORIES) + tuple(set(scene.labels))
         named = named_objects(lower, categories) or [None]
         context = GroundingContext.from_scene(scene, agent_pose, is_free)
@@ -100,18 +131,17 @@ class PointingPolicy:
                                                             object_token(second)], there)
                 tokens = ['<nav_goal>', object_token(first), '<pick_place>',
                           object_token(first), object_token(second)]
-                return PointingDecision(f'Putting object {ids[first]} on object '
-                                        f'{ids[second]}.', goal, tokens, 'nav_goal',
-                                        actions=[goal, pick],
-                                        object_ids=[int(ids[first]), int(ids[second])])
+                return Decision(f'Putting object {ids[first]} on object {ids[second]}.', goal,
+                                tokens, 'nav_goal', tokenizer='grounded', actions=[goal, pick],
+                                object_ids=[int(ids[first]), int(ids[second])])
             goal = self.tokenizer.decode('nav_goal', [object_token(first)], context)
         except ValueError as error:
-            return PointingDecision('', None, ['<nav_goal>', object_token(first)], 'nav_goal',
-                                    error=str(error))
+            return Decision('', None, ['<nav_goal>', object_token(first)], 'nav_goal',
+                            error=str(error), tokenizer='grounded')
         heading = math.degrees(goal.yaw)
-        return PointingDecision(f'Going to object {ids[first]} (facing {heading:.0f} deg).',
-                                goal, ['<nav_goal>', object_token(first)], 'nav_goal',
-                                actions=[goal], object_ids=[int(ids[first])])
+        return Decision(f'Going to object {ids[first]} (facing {heading:.0f} deg).',
+                        goal, ['<nav_goal>', object_token(first)], 'nav_goal',
+                        tokenizer='grounded', actions=[goal], object_ids=[int(ids[first])])
 
 
 def load_pointing_policy(model_path='', device='cpu', dtype='float32'):
