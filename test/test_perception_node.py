@@ -260,9 +260,16 @@ def test_node_survives_bad_input_and_keeps_publishing(tmp_path, spawn, listener)
         return 0 if diagnostics is None else int(diagnostic_values(diagnostics)[1]['bad frames'])
 
     assert wait_until(lambda: bad_frames() >= 5, timeout=60.0, period=0.2), 'bad input unseen'
+    # Before the first good frame, the one-plane cloud gives an empty scene: wait past it.
     assert wait_until(lambda: listener('objects') is not None
-                      and listener('objects').header.frame_id == 'map', timeout=30.0)
-    # Good frames between the bad ones still give the right objects, never a wrong one.
+                      and listener('objects').header.frame_id == 'map'
+                      and len(listener('objects').objects) > 0, timeout=30.0)
+    # Good frames between the bad ones still give the right objects, never a wrong one; and
+    # once the scene is known, the bad and empty frames that follow keep it.
+    first = listener('objects')
+    check_objects(first, boxes, tolerance=0.05)
+    assert wait_until(lambda: listener('objects').header.stamp != first.header.stamp
+                      and bad_frames() >= 10, timeout=30.0)
     check_objects(listener('objects'), boxes, tolerance=0.05)
     values = diagnostic_values(listener('diagnostics'))[1]
     assert int(values['frames without objects']) >= 1                  # the one-plane cloud
