@@ -48,6 +48,19 @@ def test_standard_manipulator_outputs(spawn, robot):
     assert wait_until(lambda: any(e.startswith('gripper goal 0.080') for e in
                                   robot.events(since)), timeout=5.0), robot.events(since)
 
+    # /leo/stop mid-stream: one zero twist ends it, and no twist of the stream follows that.
+    from std_srvs.srv import Trigger
+    since = time.monotonic()
+    assert robot.instruct.call('grab it', timeout=20.0, spin=False).success
+    assert wait_until(lambda: robot.messages('leo/ee_twist', since), timeout=5.0)
+    robot.call(Trigger, 'leo/stop', Trigger.Request())
+    time.sleep(0.8)
+    twists = [bool(t.twist.linear.x or t.twist.linear.z)
+              for t in robot.messages('leo/ee_twist', since)]
+    began = twists.index(True)              # (the release's stream may end after `since`)
+    halted = twists.index(False, began)
+    assert halted - began < 10 and len(twists) == halted + 1, twists
+
     since = time.monotonic()
     reply = robot.instruct.call('pick up the mug', timeout=20.0, spin=False)
     assert reply.success and reply.kind == 'pick_place', reply

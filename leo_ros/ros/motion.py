@@ -46,6 +46,8 @@ class MotionOutputs:
                                     options['gripper_action'], callback_group)
         self._stream_stop = threading.Event()
         self._stream = None
+        # A stream's twist and halt's zero twist never cross: after the zero, no twist follows.
+        self._stream_lock = threading.Lock()
         self._gripper_closed = None
         self._last_mode = None         # how the last goal went out
 
@@ -136,7 +138,12 @@ class MotionOutputs:
         return ''
 
     def _start_stream(self, message):
-        """Publish ``message`` at ee_twist_rate for ee_twist_duration, then a zero twist."""
+        """
+        Publish ``message`` at ee_twist_rate for ee_twist_duration, then a zero twist.
+
+        A stream stopped early ends silently: :meth:`halt` has sent the zero twist already, and
+        a replacing stream follows at once.
+        """
         self._stop_stream()
         stop = self._stream_stop = threading.Event()
         period = 1.0 / self.options['ee_twist_rate']
@@ -145,10 +152,13 @@ class MotionOutputs:
         def run():
             from leo_ros.ros.commands import zero_twist_stamped
             for _ in range(count):
-                message.header.stamp = self.node.get_clock().now().to_msg()
-                self.pub_ee_twist.publish(message)
+                with self._stream_lock:
+                    if stop.is_set():
+                        return
+                    message.header.stamp = self.node.get_clock().now().to_msg()
+                    self.pub_ee_twist.publish(message)
                 if stop.wait(period):
-                    break
+                    return
             self.pub_ee_twist.publish(zero_twist_stamped(
                 message.header.frame_id, self.node.get_clock().now().to_msg()))
 
@@ -176,8 +186,9 @@ class MotionOutputs:
         if self.pub_manipulator is not None:
             self.pub_manipulator.publish(commands.stop_command(fixed_frame, stamp))
         if self.pub_ee_twist is not None:
-            self._stream_stop.set()
-            self.pub_ee_twist.publish(commands.zero_twist_stamped(base_frame, stamp))
+            with self._stream_lock:
+                self._stream_stop.set()
+                self.pub_ee_twist.publish(commands.zero_twist_stamped(base_frame, stamp))
         if self.nav2 is not None and self.nav2.active:
             self.nav2.cancel()
         elif current_pose is not None and self._last_mode == 'goal_pose':
