@@ -14,9 +14,9 @@ import torch
 
 #: object slots of the tiny policies
 MAX_OBJECTS = 8
-#: what the tiny BPE is trained on (and what the tests say)
 #: layers of the tiny Hugging Face LMs
 LAYERS = 2
+#: what the tiny BPE is trained on (and what the tests say)
 TEXTS = ('Go to the red mug.', 'A red mug on the brown table.', 'Put the mug on the table.',
          'Which object is the box?', 'You are a robot.', 'Yes', 'No') * 10
 

@@ -3,8 +3,8 @@
 import json
 import math
 
-from leo_ros.actions.tokenizers import (ActionCodec, BinConfig, BinTokenizer, marker_token,
-                                        RvqConfig, RvqTokenizer, SemanticTokenizer)
+from leo_ros.actions.tokenizers import (ActionCodec, BinConfig, BinTokenizer, RvqConfig,
+                                        RvqTokenizer, SemanticTokenizer)
 from leo_ros.actions.types import NAV_STEP_KINDS, NavGoal, NavStep, PickPlace
 from leo_ros.actions.workspace import (ACTION_FIELDS, action_to_vector, actions_to_arrays,
                                        CONTINUOUS_KINDS, position_yaw_errors,
@@ -134,10 +134,10 @@ def test_rvq_must_be_fitted():
 def test_codec_round_trip_and_grammar(continuous, rvq, demos, tmp_path):
     codec = ActionCodec(continuous=rvq if continuous == 'rvq' else BinTokenizer())
     grammar = codec.grammar()
-    assert set(grammar) == {marker_token(kind) for kind in codec.kinds}
+    assert set(grammar) == {f'<{kind}>' for kind in codec.kinds}
     for action in demos[:8]:
         tokens = codec.encode(action)
-        assert tokens[0] == marker_token(action.kind)
+        assert tokens[0] == f'<{action.kind}>'
         assert len(tokens) - 1 == codec.tokens_per_action(action.kind)
         for token, allowed in zip(tokens[1:], grammar[tokens[0]]):
             assert token in allowed

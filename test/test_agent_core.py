@@ -237,17 +237,15 @@ def test_stop_halts_under_the_motion_lock_and_names_its_reason():
 
 
 def test_loading_bounds_the_policys_instruction_cache_and_passes_the_map():
-    from leo_ros.agent.bounded import LRUCache
     from leo_ros.agent.mapgrid import MapGrid
-
-    class Encoder:
-        def __init__(self):
-            self.cache = {'old': 1}
 
     class MapAwarePolicy:
         def __init__(self):
-            self._text_encoder = Encoder()
+            self.text_cache_size = None
             self.seen_is_free = []
+
+        def set_text_cache_size(self, size):       # LeoPolicy's (test_model_policy)
+            self.text_cache_size = size
 
         def act(self, scene, image, instruction, pose, is_free=None):
             self.seen_is_free.append(is_free)
@@ -256,8 +254,7 @@ def test_loading_bounds_the_policys_instruction_cache_and_passes_the_map():
     policy = MapAwarePolicy()
     core = AgentCore(AgentConfig(text_cache_size=3), lambda *_: policy)
     assert core.load()
-    assert isinstance(policy._text_encoder.cache, LRUCache)
-    assert policy._text_encoder.cache.maxsize == 3 and policy._text_encoder.cache['old'] == 1
+    assert policy.text_cache_size == 3
     with_scene(core)
     core.decide('how many mugs?', now=10.5)
     grid = MapGrid(0.5, (0.0, 0.0, 0.0), np.zeros((4, 4), np.int8))

@@ -130,7 +130,7 @@ def test_lora_on_the_attention_only(architecture, expected):
     assert all(any(name.endswith('.' + e) for e in expected) for name in adapted)
 
 
-def test_an_unlisted_architecture_gets_every_linear_layer_but_the_head():
+def test_an_unlisted_architecture_gets_every_linear_layer_but_the_head(tmp_path):
     import transformers
     model = transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(
         vocab_size=300, hidden_size=32, num_hidden_layers=LAYERS, num_attention_heads=4,
@@ -138,6 +138,10 @@ def test_an_unlisted_architecture_gets_every_linear_layer_but_the_head():
     targets = backbone.lora_target_modules(model, ('auto',))
     assert targets == ['dense', 'dense_4h_to_h', 'dense_h_to_4h', 'query_key_value']
     assert backbone.lora_target_modules(model, ('query_key_value',)) == ['query_key_value']
+    # the saved adapter names the layers it was put on (not the adapted model's inner layers)
+    backbone.save_adapter(backbone.add_lora(model, tiny_llm()), tmp_path)
+    saved = json.loads((tmp_path / 'adapter_config.json').read_text())
+    assert sorted(saved['target_modules']) == targets
 
 
 def test_a_pretrained_lm_is_never_trained_fully(lm_dirs):

@@ -6,8 +6,8 @@ from leo_ros.model.config import (ImageConfig, LLMConfig, PolicyConfig, SceneCon
 from leo_ros.model.image_encoder import image_to_array, ImageEncoder, resize_image
 from leo_ros.model.object_encoder import (ball_query, farthest_point_sample, ObjectEncoder,
                                           ObjectEncoderConfig, SetAbstraction)
-from leo_ros.model.spatial import SceneEncoder, TEXT_DIM
-from leo_ros.model.text_encoder import InstructionEncoder
+from leo_ros.model.spatial import SceneEncoder
+from leo_ros.model.text_encoder import InstructionEncoder, TEXT_DIM
 from leo_ros.model.text_tokenizer import load_tokenizer, TextTokenizer
 from leo_ros.train.classifier import classifier_accuracy, train_classifier
 import numpy as np
@@ -239,6 +239,10 @@ def test_the_instruction_encoder_caches_a_bounded_number(tmp_path):
     assert InstructionEncoder(max_tokens=7).load_cache(tmp_path / 'cache') == 0
     with pytest.raises(ValueError, match='cache_size'):
         InstructionEncoder(cache_size=-1)
+    other.resize(1)                            # a serving node bounds a training cache
+    assert list(other.cache) == sorted(encoder.cache)[-1:]   # the newest of those loaded
+    with pytest.raises(ValueError, match='cache_size'):
+        other.resize(-1)
 
 
 def test_the_bpe_round_trips_and_saves(tmp_path):

@@ -268,12 +268,17 @@ def test_grounding_probe_reads_the_head_per_scene_object():
     assert act(plain, scene, pose=pose, probe_grounding=True).grounding == {}
 
 
-def test_the_scene_prefix_is_reused_and_decides_the_same(policy):
+def test_the_scene_prefix_is_reused_and_decides_the_same():
+    # random adapters: long text answers that any error in the reused keys and values changes
+    policy = make_policy()
+    policy.set_llm_mode('lora')
+    perturb_lora(policy)
+    policy.eval()
     scene, other = make_scene(4), make_scene(5, seed=3)
-    policy._caches.clear()
     first = act(policy, scene, 'Go to the red mug.')
-    act(policy, scene, 'Describe the table.')
+    described = act(policy, scene, 'Describe the table.')
     assert len(policy._caches) == 1       # one scene, one prefix
+    assert len(first.token_ids) > 2 and described.token_ids != first.token_ids
     act(policy, other, 'Go to the red mug.')
     assert len(policy._caches) == 2
     again = act(policy, scene, 'Go to the red mug.')
@@ -435,3 +440,15 @@ def test_a_policy_on_the_gpu_keeps_every_tensor_there(tmp_path):
                     loaded.tokenizer.pad_id).to('cuda')
     with torch.no_grad():
         assert torch.isfinite(loaded(batch)['loss'])
+
+
+def test_a_serving_node_bounds_the_instruction_encodings():
+    policy = make_policy()
+    policy.set_text_cache_size(3)                  # before the encoder is loaded
+    act(policy, make_scene(3))
+    encoder = policy.text_encoder()
+    assert encoder.cache_size == 3
+    encoder.encode([f'Go to object {k}.' for k in range(5)])
+    assert len(encoder.cache) == 3
+    policy.set_text_cache_size(1)                  # and after
+    assert list(encoder.cache) == ['Go to object 4.']

@@ -26,9 +26,6 @@ from leo_ros.actions.registry import GROUNDED
 from leo_ros.actions.types import NavGoal, PickPlace
 import numpy as np
 
-#: kind -> number of object tokens after the marker (from the registry)
-GROUNDED_KINDS = GROUNDED
-
 
 def object_token(index: int) -> str:
     """Return the token that names object token ``index``."""
@@ -113,7 +110,7 @@ class GroundedTokenizer:
     """Object-grounded action tokens: ``<obj_k>`` payloads decoded against the scene."""
 
     name = 'grounded'
-    kinds = tuple(GROUNDED_KINDS)
+    kinds = tuple(GROUNDED)
 
     def __init__(self, config: GroundedConfig = None):
         self.config = config or GroundedConfig()
@@ -124,22 +121,22 @@ class GroundedTokenizer:
 
     def allowed_tokens(self, kind: str, object_count: int = None) -> list:
         """Return, per payload position, the tokens allowed there (objects present only)."""
-        if kind not in GROUNDED_KINDS:
+        if kind not in GROUNDED:
             raise ValueError(f'grounded tokenizer does not handle kind {kind!r}')
         count = self.config.max_objects if object_count is None else \
             min(object_count, self.config.max_objects)
-        return [[object_token(k) for k in range(count)]] * GROUNDED_KINDS[kind]
+        return [[object_token(k) for k in range(count)]] * GROUNDED[kind]
 
     def tokens_per_action(self, kind: str) -> int:
-        return GROUNDED_KINDS[kind]
+        return GROUNDED[kind]
 
     def encode(self, kind: str, object_indices) -> list:
         """Return the payload tokens naming ``object_indices`` (one per payload position)."""
-        if kind not in GROUNDED_KINDS:
+        if kind not in GROUNDED:
             raise ValueError(f'grounded tokenizer does not handle kind {kind!r}')
         indices = [int(i) for i in object_indices]
-        if len(indices) != GROUNDED_KINDS[kind]:
-            raise ValueError(f'{kind} names {GROUNDED_KINDS[kind]} objects, got {len(indices)}')
+        if len(indices) != GROUNDED[kind]:
+            raise ValueError(f'{kind} names {GROUNDED[kind]} objects, got {len(indices)}')
         for index in indices:
             if not 0 <= index < self.config.max_objects:
                 raise ValueError(f'object index {index} outside [0, {self.config.max_objects})')
@@ -153,7 +150,7 @@ class GroundedTokenizer:
             goal (a pick-and-place that follows); default none
         """
         indices = [object_index(t) for t in tokens]
-        if kind not in GROUNDED_KINDS or len(indices) != GROUNDED_KINDS[kind]:
+        if kind not in GROUNDED or len(indices) != GROUNDED[kind]:
             raise ValueError(f'bad grounded payload for {kind!r}: {list(tokens)}')
         for index in indices:
             if not 0 <= index < len(context.centers):

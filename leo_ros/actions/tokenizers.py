@@ -18,6 +18,7 @@ import json
 import math
 from pathlib import Path
 
+from leo_ros.actions.registry import kind_of
 from leo_ros.actions.types import NAV_STEP_KINDS, NavStep
 from leo_ros.actions.workspace import (ACTION_FIELDS, action_to_vector, vector_to_action,
                                        WorkspaceConfig)
@@ -25,11 +26,6 @@ import numpy as np
 from safetensors.torch import load_file, save_file
 import torch
 from tqdm import tqdm
-
-
-def marker_token(kind: str) -> str:
-    """Return the token that opens an action of this kind, e.g. ``<nav_goal>``."""
-    return f'<{kind}>'
 
 
 class ActionTokenizer:
@@ -454,7 +450,7 @@ class ActionCodec:
         self.continuous = continuous or BinTokenizer()
         self._by_kind = {kind: tokenizer for tokenizer in (self.discrete, self.continuous)
                          for kind in tokenizer.kinds}
-        self._by_marker = {marker_token(kind): kind for kind in self._by_kind}
+        self._by_marker = {kind_of(kind).marker: kind for kind in self._by_kind}
 
     @property
     def kinds(self):
@@ -479,7 +475,7 @@ class ActionCodec:
                 for marker, kind in self._by_marker.items()}
 
     def encode(self, action) -> list:
-        return [marker_token(action.kind)] + self.tokenizer_for(action.kind).encode(action)
+        return [kind_of(action).marker] + self.tokenizer_for(action.kind).encode(action)
 
     def decode(self, tokens):
         """

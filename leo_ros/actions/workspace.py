@@ -10,8 +10,7 @@ arrays (``actions_to_arrays``) that expert actions will give.
 from dataclasses import asdict, dataclass
 import math
 
-from leo_ros.actions.types import (EEDelta, NAV_STEP_KINDS, NavGoal, NavStep, PickPlace,
-                                   wrap_angle)
+from leo_ros.actions.types import ACTION_TYPES, NAV_STEP_KINDS, NavStep, wrap_angle
 import numpy as np
 
 #: action kind -> names of its vector components, in order
@@ -23,7 +22,6 @@ ACTION_FIELDS = {
 }
 #: kinds whose values are continuous (the others are discrete)
 CONTINUOUS_KINDS = tuple(ACTION_FIELDS)
-_ACTION_CLASSES = {'nav_goal': NavGoal, 'pick_place': PickPlace, 'ee_delta': EEDelta}
 
 
 @dataclass
@@ -90,7 +88,7 @@ def vector_to_action(kind: str, vector):
         raise ValueError(f'{kind} needs {len(names)} values, got {len(vector)}')
     values = {name: (wrap_angle(float(v)) if name.endswith('yaw') and name != 'dyaw'
                      else float(v)) for name, v in zip(names, vector)}
-    return _ACTION_CLASSES[kind](**values)
+    return ACTION_TYPES[kind](**values)
 
 
 def actions_to_arrays(actions) -> dict:

@@ -23,7 +23,6 @@ import time
 
 from leo_ros.actions.registry import kind_of
 from leo_ros.actions.types import NavStep
-from leo_ros.agent.bounded import bound_policy_caches, DEFAULT_TEXT_CACHE
 from leo_ros.agent.grounding import action_object_ids, GroundingConfig, GroundingGate
 from leo_ros.agent.instructions import clean_instruction, InstructionError
 from leo_ros.agent.intent import instruction_intent, motion_allowed
@@ -47,7 +46,7 @@ class AgentConfig:
     max_steps: int = 20               # decisions per /leo/execute task
     goal_tolerance: float = 0.35      # a navigation goal counts as reached within this [m]
     goal_timeout: float = 60.0        # give up waiting for a goal after this [s]
-    text_cache_size: int = DEFAULT_TEXT_CACHE   # instruction encodings kept (LRU)
+    text_cache_size: int = 2048       # instruction encodings the policy keeps (LRU)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     grounding: GroundingConfig = field(default_factory=GroundingConfig)
 
@@ -135,7 +134,8 @@ class AgentCore:
         try:
             policy = self._load_policy(self.config.model_path, self.config.device,
                                        self.config.dtype)
-            bound_policy_caches(policy, self.config.text_cache_size)
+            if hasattr(policy, 'set_text_cache_size'):     # stand-ins keep no encodings
+                policy.set_text_cache_size(self.config.text_cache_size)
             # where the weights really are (a policy without in_use() says what it was given)
             used = policy.in_use() if hasattr(policy, 'in_use') else {
                 'device': str(getattr(policy, 'device', self.config.device)),

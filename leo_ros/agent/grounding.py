@@ -22,10 +22,9 @@ from dataclasses import dataclass
 import math
 import re
 
+from leo_ros.vocabulary import CATEGORIES, COLORS, plural
 import numpy as np
 
-#: category -> plural, as the data engine writes them (leo_ros.data.engine.PLURALS)
-_PLURALS = {'box': 'boxes', 'shelf': 'shelves'}
 #: Nouns that name places, parts or the agent, not objects ("the left", "the floor").
 PLACE_NOUNS = frozenset((
     'floor', 'ground', 'room', 'left', 'right', 'front', 'back', 'middle', 'centre', 'center',
@@ -44,25 +43,19 @@ _DETERMINERS = frozenset(('the', 'a', 'an', 'this', 'that', 'these', 'those', 'm
 _STOPS = frozenset((
     'on', 'onto', 'in', 'into', 'to', 'at', 'of', 'from', 'with', 'by', 'near', 'next', 'and',
     'or', 'then', 'behind', 'under', 'over', 'above', 'below', 'beside', 'between', 'left',
-    'right', 'for', 'is', 'are', 'it', 'and', 'so', 'that', 'which', 'who', 'where', 'please',
+    'right', 'for', 'is', 'are', 'it', 'so', 'that', 'which', 'who', 'where', 'please',
     'up', 'down', 'off', 'away', 'back', 'there', 'here', 'belongs', 'ends', 'facing', 'face',
     'closer', 'close', 'nearest', 'farthest', 'furthest', 'than', 'until', 'while', 'as',
     'slowly', 'quickly', 'now', 'again', 'too', 'also', 'before', 'after', 'without',
     'against', 'toward', 'towards', 'through', 'across', 'around', 'along', 'inside',
 ))
 _WORD = re.compile(r'[a-z]+')
-#: Named colours with an rgb in [0, 1] (the built-in world's palette; leo_ros.sim.scene).
-DEFAULT_COLORS = {
-    'red': (0.85, 0.12, 0.12), 'green': (0.15, 0.65, 0.2), 'blue': (0.15, 0.3, 0.9),
-    'yellow': (0.95, 0.85, 0.1), 'orange': (1.0, 0.5, 0.05), 'purple': (0.55, 0.2, 0.7),
-    'white': (0.93, 0.93, 0.93), 'black': (0.08, 0.08, 0.08), 'brown': (0.5, 0.3, 0.15),
-    'grey': (0.5, 0.5, 0.52),
-}
+#: Named colours with an rgb in [0, 1]: the built-in world's palette.
+DEFAULT_COLORS = COLORS
 COLOR_SYNONYMS = {'gray': 'grey', 'violet': 'purple', 'golden': 'yellow', 'gold': 'yellow'}
 ACHROMATIC = frozenset(('white', 'grey', 'black'))
-#: Categories of the built-in world (leo_ros.sim.scene.CATEGORIES).
-DEFAULT_CATEGORIES = ('table', 'chair', 'shelf', 'box', 'cylinder', 'sphere', 'mug', 'bowl',
-                      'plate')
+#: Categories of the built-in world.
+DEFAULT_CATEGORIES = CATEGORIES
 #: Words for colours the palette lacks: named, they can match nothing ("the pink mug").
 OTHER_COLORS = frozenset(('pink', 'cyan', 'magenta', 'turquoise', 'beige', 'silver', 'teal',
                           'maroon', 'navy', 'olive', 'lime', 'indigo', 'crimson', 'scarlet',
@@ -121,7 +114,7 @@ def _singular(word, categories):
     if word in categories:
         return word
     for category in categories:
-        if word == _PLURALS.get(category, category + 's'):
+        if word == plural(category):
             return category
     return ''
 

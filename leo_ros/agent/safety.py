@@ -90,11 +90,8 @@ class SafetyGate:
         """Use a :class:`~leo_ros.agent.mapgrid.MapGrid` for bounds and occupancy (None: off)."""
         self.map = map_grid
 
-    def bounds(self):
-        """Return (min_x, max_x, min_y, max_y): the map's, or the parameters' without one."""
-        return self._bounds(self.map)
-
     def _bounds(self, grid):
+        """Return (min_x, max_x, min_y, max_y): the map's, or the parameters' without one."""
         if grid is not None:
             return grid.bounds()
         c = self.config

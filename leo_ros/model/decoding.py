@@ -8,9 +8,9 @@ tokens each position allows); after ``<refuse>`` only text. ``decode_answer`` sp
 into text and actions and decodes the actions into the fixed frame.
 """
 
-from leo_ros.actions.grounded import GroundedTokenizer, GroundingContext
+from leo_ros.actions.grounded import GroundedTokenizer, GroundingContext, object_token
 from leo_ros.actions.registry import kind_of
-from leo_ros.model.decision import Decision  # noqa: F401 (re-exported)
+from leo_ros.model.decision import Decision
 from leo_ros.model.features import action_from_robot_frame
 from leo_ros.model.prompt import REFUSE
 import torch
@@ -31,7 +31,7 @@ class Grammar:
         self.positions = {}     # marker id -> per payload position: 'object' or a (total,) mask
         if isinstance(action_tokenizer, GroundedTokenizer):
             for kind in action_tokenizer.kinds:
-                self.positions[space.id_of(f'<{kind}>')] = \
+                self.positions[space.id_of(kind_of(kind).marker)] = \
                     ['object'] * action_tokenizer.tokens_per_action(kind)
         else:
             for marker, allowed in action_tokenizer.grammar().items():
@@ -53,7 +53,7 @@ class Grammar:
 
     def markers_of(self, kinds) -> list:
         """Return the marker ids of action kinds."""
-        return [self.space.id_of(f'<{kind}>') for kind in kinds]
+        return [self.space.id_of(kind_of(kind).marker) for kind in kinds]
 
     def allowed(self, generated, object_count: int, require=None) -> torch.Tensor:
         """
@@ -64,13 +64,8 @@ class Grammar:
         :param require: marker ids one of which must open the answer, which is then that one
             action only (None: free)
         """
-        payload = 0
-        for token in reversed(generated):
-            if token in self.positions or not self._is_payload(token):
-                break
-            payload += 1
-        opener = generated[-payload - 1] if len(generated) > payload else None
-        if opener in self.positions and payload < len(self.positions[opener]):
+        opener, payload = self._open_action(generated)
+        if opener is not None and payload < len(self.positions[opener]):
             spec = self.positions[opener][payload]
             if spec != 'object':
                 return spec
@@ -92,24 +87,24 @@ class Grammar:
     def _is_payload(self, token) -> bool:
         return token >= self.space.vocab_size and token != self.refuse_id
 
-    def is_action_complete(self, generated) -> bool:
-        """Whether the last generated id closes an action's payload."""
+    def _open_action(self, generated) -> tuple:
+        """Return (the marker the ids end in an action of, or None; payload ids after it)."""
         payload = 0
         for token in reversed(generated):
             if token in self.positions:
-                return payload == len(self.positions[token])
+                return token, payload
             if not self._is_payload(token):
-                return False
+                break
             payload += 1
-        return False
+        return None, payload
+
+    def is_action_complete(self, generated) -> bool:
+        """Whether the last generated id closes an action's payload."""
+        marker, payload = self._open_action(generated)
+        return marker is not None and payload == len(self.positions[marker])
 
 
-def describe_action(action) -> str:
-    """Return a short description of a typed action (the answer text of an action)."""
-    return kind_of(action).describe(action)
-
-
-def split_answer(ids, space, grammar) -> tuple:
+def split_answer(ids, grammar) -> tuple:
     """
     Split generated ids into text ids and action segments.
 
@@ -138,7 +133,7 @@ def decode_answer(ids, policy, scene_tokens, keep, agent_pose, is_free=None) -> 
     :param keep: (K,) scene rows of the object slots
     """
     space, grammar = policy.space, policy.grammar
-    text_ids, segments, refused = split_answer(ids, space, grammar)
+    text_ids, segments, refused = split_answer(ids, grammar)
     strings = [space.token_of(i, policy.tokenizer) for i in ids]
     text = policy.tokenizer.decode(text_ids).strip()
     if refused:
@@ -161,7 +156,7 @@ def decode_answer(ids, policy, scene_tokens, keep, agent_pose, is_free=None) -> 
     except ValueError as exc:
         actions, error = [], str(exc)
     if not text and actions:
-        text = '; '.join(describe_action(a) for a in actions)
+        text = '; '.join(kind_of(a).describe(a) for a in actions)
     return Decision(text=text, action=actions[0] if actions else None, tokens=strings,
                     kind=actions[0].kind if actions else 'text', token_ids=list(ids),
                     error=error, tokenizer=policy.config.action_mode if actions else '',
@@ -190,13 +185,8 @@ def decode_grounded(tokenizer, kinds, rows, scene_tokens, agent_pose, is_free=No
             actions.append(approach)
             pose = (approach.x, approach.y, approach.yaw)
             context = GroundingContext.from_scene(scene_tokens, pose, is_free)
-        action = _grounded(tokenizer, kind, objects, context, reach)
+        action = tokenizer.decode(kind, [object_token(k) for k in objects], context, reach)
         actions.append(action)
         if kind == 'nav_goal':
             pose = (action.x, action.y, action.yaw)
     return actions
-
-
-def _grounded(tokenizer, kind, objects, context, reach):
-    from leo_ros.actions.grounded import object_token
-    return tokenizer.decode(kind, [object_token(k) for k in objects], context, reach)

@@ -19,15 +19,19 @@ from dataclasses import dataclass
 import hashlib
 import math
 
+from leo_ros.actions.grounded import GroundedTokenizer
+from leo_ros.actions.registry import kind_of
 from leo_ros.model import backbone
 from leo_ros.model.batch import collate, Example, PolicyBatch
 from leo_ros.model.config import PolicyConfig
-from leo_ros.model.decoding import Decision, decode_answer, Grammar
+from leo_ros.model.decision import Decision
+from leo_ros.model.decoding import decode_answer, Grammar
 from leo_ros.model.features import object_features
 from leo_ros.model.image_encoder import image_to_array, ImageEncoder, resize_image
 from leo_ros.model.prompt import (ASSISTANT, IMAGE_HEADER, INTENTS, OBJECTS_HEADER, REFUSE,
                                   TokenSpace, USER)
-from leo_ros.model.spatial import NEG, SceneEncoder, TEXT_DIM
+from leo_ros.model.spatial import NEG, SceneEncoder
+from leo_ros.model.text_encoder import TEXT_DIM
 import numpy as np
 import torch
 from torch import nn
@@ -50,9 +54,8 @@ class Encoded:
 
 def added_tokens(action_tokenizer) -> list:
     """Return the tokens a policy adds beside the LM's vocabulary (markers, payload, refuse)."""
-    from leo_ros.actions.grounded import GroundedTokenizer
     if isinstance(action_tokenizer, GroundedTokenizer):
-        tokens = [f'<{kind}>' for kind in action_tokenizer.kinds]
+        tokens = [kind_of(kind).marker for kind in action_tokenizer.kinds]
     else:
         tokens = list(action_tokenizer.vocabulary())
     return tokens + [REFUSE]
@@ -117,7 +120,8 @@ class LeoPolicy(nn.Module):
         self.robot = nn.Parameter(self.robot.detach().to(self.device))
         self.object_encoder.to(self.device)
         self._text_encoder = None
-        self._caches = OrderedDict()     # scene key -> prefix keys/values (LRU)
+        self.text_cache_size = 4096      # instruction encodings kept (LRU)
+        self._caches = OrderedDict()     # scene key -> scene encoding, prefix keys/values (LRU)
         self._system = None              # the system text's keys/values (inference)
 
     # ---- state -------------------------------------------------------------------------
@@ -131,15 +135,18 @@ class LeoPolicy(nn.Module):
         weight = self.llm.get_input_embeddings().weight
         return {'device': str(weight.device), 'dtype': str(weight.dtype).replace('torch.', '')}
 
-    def train(self, mode: bool = True):
-        self._caches.clear()       # weights are about to change
+    def _forget(self):
+        """Drop the cached keys and values (the weights they came from may change)."""
+        self._caches.clear()
         self._system = None
+
+    def train(self, mode: bool = True):
+        self._forget()
         self.object_encoder.eval()
         return super().train(mode)
 
     def load_state_dict(self, *args, **kwargs):
-        self._caches.clear()
-        self._system = None
+        self._forget()
         return super().load_state_dict(*args, **kwargs)
 
     def trainable_parameters(self) -> list:
@@ -210,6 +217,14 @@ class LeoPolicy(nn.Module):
     def _ids(self, text: str) -> list:
         return self.tokenizer.encode(text)
 
+    def instruction_ids(self, instruction: str) -> list:
+        """Return the LM's ids of an instruction as the prompt holds it (after ' USER:')."""
+        return self._ids(' ' + instruction.strip())
+
+    def image_array(self, image) -> np.ndarray:
+        """Return an ego view (H, W, 3) uint8 RGB as the image encoder's input (3, h, w)."""
+        return image_to_array(resize_image(np.asarray(image), tuple(self.config.image.image_size)))
+
     def system_ids(self) -> list:
         """Return the ids of the constant prompt head (bos + system text)."""
         head = [self.tokenizer.bos_id] if self.tokenizer.bos_id is not None else []
@@ -278,6 +293,19 @@ class LeoPolicy(nn.Module):
                                           position_ids=positions, past_key_values=cache,
                                           use_cache=cache is not None).last_hidden_state
 
+    def _kv_cache(self, layers, batch_size: int = 1):
+        """
+        Return a fresh transformers cache that starts from stored keys and values.
+
+        :param layers: per LM layer (keys, values), each (1, heads, S, D); not changed (the
+            cache concatenates what it adds)
+        :param batch_size: rows the cache serves (the stored row is expanded, not copied)
+        """
+        from transformers import DynamicCache
+        rows = [(k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1))
+                for k, v in layers]
+        return DynamicCache(ddp_cache_data=rows, config=self.llm.config)
+
     def _system_cache(self, batch_size: int, with_grad: bool):
         """
         Return (cache for ``batch_size`` rows, system length) of the constant prompt head.
@@ -285,23 +313,16 @@ class LeoPolicy(nn.Module):
         Training computes it once per step for the whole batch (gradients flow through the
         expanded keys and values); inference keeps it until the weights change.
         """
-        from transformers import DynamicCache
         ids = self.system_ids()
-        if not ids:
-            return DynamicCache(config=self.llm.config), 0
-        if with_grad or self._system is None:
+        layers = self._system if ids else []
+        if ids and (with_grad or layers is None):
             embeds = self.embed_ids(ids)[None]                              # (1, S, H)
             with torch.set_grad_enabled(with_grad):
                 out = backbone.decoder(self.llm)(inputs_embeds=embeds, use_cache=True)
-            layers = [(k, v) for k, v, *_ in _layers(out.past_key_values)]
-            if with_grad:
-                layers = [(k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1))
-                          for k, v in layers]
-                return DynamicCache(ddp_cache_data=layers, config=self.llm.config), len(ids)
-            self._system = layers
-        layers = [(k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1))
-                  for k, v in self._system]
-        return DynamicCache(ddp_cache_data=layers, config=self.llm.config), len(ids)
+            layers = _key_values(out.past_key_values)
+            if not with_grad:
+                self._system = layers
+        return self._kv_cache(layers, batch_size), len(ids)
 
     # ---- training ----------------------------------------------------------------------
 
@@ -383,8 +404,15 @@ class LeoPolicy(nn.Module):
         """Return the (lazily loaded, bounded) frozen MiniLM instruction encoder."""
         if self._text_encoder is None:
             from leo_ros.model.text_encoder import InstructionEncoder
-            self._text_encoder = InstructionEncoder(self.config.scene.max_instruction_pieces)
+            self._text_encoder = InstructionEncoder(self.config.scene.max_instruction_pieces,
+                                                    cache_size=self.text_cache_size)
         return self._text_encoder
+
+    def set_text_cache_size(self, size: int):
+        """Keep at most ``size`` instruction encodings (a serving node hears unbounded many)."""
+        self.text_cache_size = size
+        if self._text_encoder is not None:
+            self._text_encoder.resize(size)
 
     def prepare(self, tokens, image, instruction, agent_pose, embeddings=None,
                 text_encoder=None) -> tuple:
@@ -404,12 +432,11 @@ class LeoPolicy(nn.Module):
         array = None
         if self.config.image.use_image:
             width, height = self.config.image.image_size
-            if image is None:
-                image = np.zeros((height, width, 3), np.uint8)
-            array = image_to_array(resize_image(np.asarray(image), (width, height)))
+            array = self.image_array(np.zeros((height, width, 3), np.uint8) if image is None
+                                     else image)
         example = Example(objects=features[keep], centers=centers[keep],
                           sizes=np.asarray(tokens.sizes, np.float32)[keep], text=states,
-                          text_pooled=pooled, instruction_ids=self._ids(' ' + instruction.strip()),
+                          text_pooled=pooled, instruction_ids=self.instruction_ids(instruction),
                           image=array)
         return example, keep
 
@@ -439,8 +466,7 @@ class LeoPolicy(nn.Module):
                                      text_encoder)
         batch = collate([example], self.tokenizer.pad_id).to(self.device)
         key = scene_key if scene_key is not None else _content_key(example)
-        scene, cache, length = self._scene_prefix(batch, key)
-        enc = self.encode(batch, scene)
+        enc, cache, length = self._scene_prefix(batch, key)
         part = self.instruction_part(enc, 0, example.instruction_ids)[None]  # (1, L, H)
         positions = length + torch.arange(part.shape[1], device=self.device)[None]
         hidden = self._body(part, None, positions, cache)[:, -1:]          # (1, 1, H)
@@ -458,29 +484,30 @@ class LeoPolicy(nn.Module):
 
     def _scene_prefix(self, batch: PolicyBatch, key) -> tuple:
         """
-        Return the scene encoding, a fresh KV cache of system + scene prefix, and its length.
+        Return the batch's ``Encoded``, a fresh KV cache of system + scene prefix, and its length.
 
-        The prefix's keys and values are computed once per scene key (LRU of 4).
+        The scene encoding and the prefix's keys and values are computed once per scene key
+        (LRU of 4); the instruction's encoders run every time.
         """
-        from transformers import DynamicCache
         entry = self._caches.get(key)
+        scene = entry[0] if entry is not None else self.encode_scene(batch)
+        enc = self.encode(batch, scene)
         if entry is None:
-            scene = self.encode_scene(batch)
             system, length = self._system_cache(1, False)
             count = int(batch.object_mask[0].sum())
-            image = self.image(batch.image) if self.image is not None else None
-            part = self.scene_part(Encoded(scene[0], None, None, None, image), 0, count)[None]
+            part = self.scene_part(enc, 0, count)[None]                      # (1, L, H)
             positions = length + torch.arange(part.shape[1], device=self.device)[None]
             backbone.decoder(self.llm)(inputs_embeds=part, position_ids=positions,
                                        past_key_values=system, use_cache=True)
-            layers = [(k, v) for k, v, *_ in _layers(system)]
-            entry = (scene, layers, length + part.shape[1])
+            # the prefix's length is kept, not read off the cache: a sliding-window layer's
+            # keys are cut to its window
+            entry = (scene, _key_values(system), length + part.shape[1])
             self._caches[key] = entry
             if len(self._caches) > 4:
                 self._caches.popitem(last=False)
         self._caches.move_to_end(key)
-        scene, layers, length = entry
-        return scene, DynamicCache(ddp_cache_data=layers, config=self.llm.config), length
+        _, layers, length = entry
+        return enc, self._kv_cache(layers), length
 
     def _generate(self, cache, hidden, enc, position, count, require, max_new) -> list:
         """Greedy decoding under the grammar, with no repeated text n-grams."""
@@ -489,8 +516,6 @@ class LeoPolicy(nn.Module):
         object_mask[0, :count] = True
         for _ in range(max_new):
             allowed = self.grammar.allowed(generated, count, require)
-            if self._answer_closed(generated):
-                break
             if int(allowed.sum()) == 1:
                 token = int(allowed.nonzero()[0, 0])
             else:
@@ -518,9 +543,9 @@ class LeoPolicy(nn.Module):
             and self.grammar.is_action_complete(generated)
 
 
-def _layers(cache):
-    """Yield (keys, values, ...) per layer of a transformers cache."""
-    return list(iter(cache))
+def _key_values(cache) -> list:
+    """Return (keys, values) per layer of a transformers cache, each (B, heads, S, D)."""
+    return [(keys, values) for keys, values, *_ in cache]
 
 
 def _content_key(example: Example) -> str:

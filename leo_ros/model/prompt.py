@@ -35,7 +35,6 @@ FAMILY_INTENTS = {'nav': 'motion', 'pick_place': 'motion', 'plan': 'motion', 'qa
                   'scene_caption': 'description'}
 
 _SPECIAL = re.compile(r'(<[a-z_0-9]+>)')
-__all__ = ['object_index', 'object_token']
 
 
 def format_answer(text: str = '', special=()) -> str:

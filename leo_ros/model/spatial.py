@@ -17,6 +17,7 @@ the other named objects lie relative to it (``named_geometry``) before the layer
 import math
 
 from leo_ros.model.config import SceneConfig
+from leo_ros.model.text_encoder import TEXT_DIM
 import torch
 from torch import nn
 
@@ -28,8 +29,6 @@ GEOMETRY_FEATURES = 9
 PAIR_VALUE_FEATURES = 10
 #: features of ``named_geometry``
 NAMED_GEOMETRY_FEATURES = 6
-#: MiniLM's hidden size
-TEXT_DIM = 384
 
 
 def pairwise_features(centers) -> torch.Tensor:

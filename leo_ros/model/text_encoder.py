@@ -54,7 +54,14 @@ class InstructionEncoder:
     def _remember(self, text, value):
         self.cache[text] = value
         self.cache.move_to_end(text)
-        if self.cache_size and len(self.cache) > self.cache_size:
+        self.resize(self.cache_size)
+
+    def resize(self, cache_size: int):
+        """Keep at most ``cache_size`` instructions from now on (0: every one)."""
+        if cache_size < 0:
+            raise ValueError(f'InstructionEncoder.cache_size must be >= 0, got {cache_size}')
+        self.cache_size = cache_size
+        while self.cache_size and len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
 
     @torch.no_grad()
