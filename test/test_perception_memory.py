@@ -6,7 +6,7 @@ from leo_ros.perception.pipeline import (label_cloud_colors, PerceptionConfig,
 from leo_ros.perception.segmentation import SegmentationConfig
 import numpy as np
 import pytest
-from test_perception_segmentation import BOXES, look_at, render
+from test_perception_segmentation import BOXES, camera_pose, render
 
 
 def cube(centre, size=0.1, count=500, seed=0):
@@ -60,14 +60,6 @@ def test_voxel_keys_are_unique_and_sorted():
 def test_memory_config_names_the_field(name, value):
     with pytest.raises(ValueError, match=f'SceneMemoryConfig.{name}'):
         SceneMemoryConfig(**{name: value})
-
-
-def camera_pose(eye, target):
-    """Return the (4, 4) camera-to-world pose used by ``render``."""
-    pose = np.eye(4)
-    pose[:3, :3] = look_at(np.asarray(eye, float), target)
-    pose[:3, 3] = eye
-    return pose
 
 
 def test_pipeline_tokens_in_fixed_frame_with_memory():

@@ -24,6 +24,14 @@ def look_at(eye, target):
     return np.stack([right, down, forward], axis=1)
 
 
+def camera_pose(eye, target):
+    """Return the (4, 4) camera optical frame -> world pose of a camera at eye looking at."""
+    pose = np.eye(4)
+    pose[:3, :3] = look_at(np.asarray(eye, float), target)
+    pose[:3, 3] = eye
+    return pose
+
+
 def render(boxes=BOXES, width=640, height=480, noise=0.001, seed=0, table=0.8):
     """
     Ray-cast an organized cloud of boxes on a square table (an independent little renderer).

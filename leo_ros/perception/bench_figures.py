@@ -71,6 +71,14 @@ def _title(row):
             f'merged {s["merged"]}, split {s["split"]}, missed {s["missed"]}')
 
 
+def _results(index, ours_result, base_result):
+    """Return the (title, result, scene index) columns drawn for one scene."""
+    results = [('ours', ours_result, index)]
+    if base_result is not None:
+        results.append(('baseline', base_result, index))
+    return results
+
+
 def _draw_row(axes, scene, results):
     shape = scene.xyz.shape[:2]
     rgb = scene.rgb if scene.rgb is not None else np.zeros(shape + (3,))
@@ -96,10 +104,7 @@ def save_figure(path, scenes, ours_result, base_result=None):
     figure, axes = plt.subplots(len(picked), columns, figsize=(3.4 * columns, 2.7 * len(picked)),
                                 squeeze=False)
     for row, index in enumerate(picked):
-        results = [('ours', ours_result, index)]
-        if base_result is not None:
-            results.append(('baseline', base_result, index))
-        _draw_row(axes[row], scenes[index], results)
+        _draw_row(axes[row], scenes[index], _results(index, ours_result, base_result))
     for axis in axes.flat:
         axis.set_xticks([])
         axis.set_yticks([])
@@ -120,9 +125,7 @@ def save_scene_figures(directory, scenes, ours_result, base_result=None):
     for index, scene in enumerate(scenes):
         if not scene.organized:
             continue
-        results = [('ours', ours_result, index)]
-        if base_result is not None:
-            results.append(('baseline', base_result, index))
+        results = _results(index, ours_result, base_result)
         figure, axes = plt.subplots(1, 2 + len(results), figsize=(4.2 * (2 + len(results)), 3.4))
         _draw_row(axes, scene, results)
         for axis in axes:

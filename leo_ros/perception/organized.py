@@ -39,11 +39,13 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+#: label of invalid points and background (behind a support surface, too-small clusters)
 NO_OBJECT = -1
+#: label of points on a support surface (table, floor, wall)
 SUPPORT = -2
 
 
-def _dot3(a, b):
+def dot3(a, b):
     """Return the dot product of planar (3, ...) arrays over their first axis."""
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
@@ -115,7 +117,7 @@ def block_points(xyz, rgb, config, viewpoint=None):
     if viewpoint is not None:
         planar -= np.asarray(viewpoint, np.float32)[:, None, None]
     with np.errstate(invalid='ignore', over='ignore'):
-        squared = _dot3(planar, planar)                                      # (H', W')
+        squared = dot3(planar, planar)                                      # (H', W')
         ok = (squared > 1e-12) & (squared < config.max_range ** 2)          # False for NaN
     planar = np.where(ok, planar, np.float32(0))
     count = _block_sum(ok.astype(np.float32), stride)                       # (h, w)
@@ -145,7 +147,7 @@ def block_points(xyz, rgb, config, viewpoint=None):
         near_rows = rows * stride + candidates // stride
         near_cols = cols * stride + candidates % stride
         points[:, rows, cols] = planar[:, near_rows, near_cols]
-    ranges = np.where(valid, np.sqrt(_dot3(points, points)), np.float32(0))
+    ranges = np.where(valid, np.sqrt(dot3(points, points)), np.float32(0))
     return points.astype(np.float32), valid, ranges.astype(np.float32), colors, smooth
 
 
@@ -195,10 +197,10 @@ def organized_normals(points, valid, smoothing, step):
     hx, hy, hz = horizontal
     vx, vy, vz = vertical
     normals = np.stack([hy * vz - hz * vy, hz * vx - hx * vz, hx * vy - hy * vx])  # (3, H, W)
-    length = np.sqrt(_dot3(normals, normals))
+    length = np.sqrt(dot3(normals, normals))
     defined &= ends & (length > 1e-12)
     # Unit length, facing the sensor at the origin (n . p < 0).
-    scale = np.where(_dot3(normals, points) > 0, -1.0, 1.0).astype(np.float32)
+    scale = np.where(dot3(normals, points) > 0, -1.0, 1.0).astype(np.float32)
     normals *= scale / np.maximum(length, 1e-12)
     return normals, defined
 
@@ -224,7 +226,7 @@ def near_pairs(points, candidate, limit, axis):
     step = shifted(points, axis, 0, -1) - shifted(points, axis, 1, 0)
     limit_ab = np.minimum(shifted(limit, axis, 0, -1), shifted(limit, axis, 1, 0))
     return (shifted(candidate, axis, 0, -1) & shifted(candidate, axis, 1, 0)
-            & (_dot3(step, step) < limit_ab ** 2))
+            & (dot3(step, step) < limit_ab ** 2))
 
 
 def concavity(points, normals, normal_ok, limit, gap, axis):
@@ -241,8 +243,8 @@ def concavity(points, normals, normal_ok, limit, gap, axis):
     """
     stop = -2 * gap
     delta = shifted(points, axis, 0, stop) - shifted(points, axis, 2 * gap, 0)    # p_a - p_b
-    turn = _dot3(shifted(normals, axis, 0, stop) - shifted(normals, axis, 2 * gap, 0), delta)
-    span = _dot3(delta, delta)
+    turn = dot3(shifted(normals, axis, 0, stop) - shifted(normals, axis, 2 * gap, 0), delta)
+    span = dot3(delta, delta)
     ok = (shifted(normal_ok, axis, 0, stop) & shifted(normal_ok, axis, 2 * gap, 0)
           & (span < (2 * gap * shifted(limit, axis, 0, stop)) ** 2) & (span > 0))
     value = np.full(normal_ok.shape, -np.inf, np.float32)
@@ -274,8 +276,8 @@ def colour_cuts(points, normals, normal_ok, colors, candidate, weak, ranges, con
     step = b_points - a_points                                             # (3, ...)
     # A point in front of the other's tangent plane (towards the sensor): a concave seam or
     # an occluding step; across a convex edge both lie behind and it is no seam.
-    out_a = _dot3(shifted(normals, axis, 0, -1), step)
-    out_b = -_dot3(shifted(normals, axis, 1, 0), step)
+    out_a = dot3(shifted(normals, axis, 0, -1), step)
+    out_b = -dot3(shifted(normals, axis, 1, 0), step)
     both_ok = shifted(normal_ok, axis, 0, -1) & shifted(normal_ok, axis, 1, 0)
     squared = np.minimum(shifted(ranges, axis, 0, -1), shifted(ranges, axis, 1, 0)) ** 2
     stepped = both_ok & (np.maximum(out_a, out_b) > config.weak_step * squared)
@@ -284,7 +286,7 @@ def colour_cuts(points, normals, normal_ok, colors, candidate, weak, ranges, con
     widths[1 + axis] = (1, 1)
     padded = np.pad(colors, widths, mode='edge')                           # pixel k at k + 1
     difference = shifted(padded, axis, 0, -3) - shifted(padded, axis, 3, 0)   # a - 1, b + 1
-    distance = _dot3(difference, difference)
+    distance = dot3(difference, difference)
     changed = distance > config.color_distance ** 2
     cut = seam & changed
     if config.color_unknown_distance > 0:
@@ -332,13 +334,29 @@ def components(mask, join_h, join_v):
     index[mask] = np.arange(count)
     join_h = join_h & mask[:, :-1] & mask[:, 1:]
     join_v = join_v & mask[:-1] & mask[1:]
-    rows = np.concatenate([index[:, :-1][join_h], index[:-1][join_v]])
-    cols = np.concatenate([index[:, 1:][join_h], index[1:][join_v]])
-    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(count, count))
-    number, component = connected_components(graph, directed=False)
+    number, component = graph_components(
+        count, np.concatenate([index[:, :-1][join_h], index[:-1][join_v]]),
+        np.concatenate([index[:, 1:][join_h], index[1:][join_v]]))
     out = np.full(mask.shape, -1, np.int64)
     out[mask] = component
     return out, number
+
+
+def graph_components(count, first, second):
+    """
+    Return the connected components of ``count`` nodes joined by undirected edges.
+
+    :param first: (E,) int node at one end of each edge, ``second`` (E,) at the other
+    :return: number of components, (count,) component per node
+    """
+    graph = coo_matrix((np.ones(len(first), np.int8), (first, second)), shape=(count, count))
+    return connected_components(graph, directed=False)
+
+
+def _joined(labels, count, first, second):
+    """Return ``labels`` (-1 kept) with regions ``first[k]`` and ``second[k]`` joined, K."""
+    number, group = graph_components(count, first, second)
+    return np.where(labels >= 0, group[np.maximum(labels, 0)], -1), number
 
 
 def merge_weak_boundaries(labels, count, near_h, near_v, strong_h, strong_v, ratio):
@@ -373,11 +391,7 @@ def merge_weak_boundaries(labels, count, near_h, near_v, strong_h, strong_v, rat
     total = np.bincount(inverse)
     cut_count = np.bincount(inverse, weights=cut.astype(np.float64))
     join = cut_count < ratio * total
-    graph = coo_matrix((np.ones(int(join.sum()), np.int8),
-                        (pairs[join] // count, pairs[join] % count)), shape=(count, count))
-    number, group = connected_components(graph, directed=False)
-    out = np.where(labels >= 0, group[np.maximum(labels, 0)], -1)
-    return out, number
+    return _joined(labels, count, pairs[join] // count, pairs[join] % count)
 
 
 def absorb_small(labels, count, near_h, near_v, min_pixels, larger=0, share=0.4):
@@ -422,10 +436,7 @@ def absorb_small(labels, count, near_h, near_v, min_pixels, larger=0, share=0.4)
     chosen = order[first]
     tiny = sizes[region[chosen]] < min_pixels
     chosen = chosen[tiny | (edges[chosen] >= share * outline[region[chosen]])]
-    graph = coo_matrix((np.ones(len(chosen), np.int8), (region[chosen], partner[chosen])),
-                       shape=(count, count))
-    number, group = connected_components(graph, directed=False)
-    return np.where(labels >= 0, group[np.maximum(labels, 0)], -1), number
+    return _joined(labels, count, region[chosen], partner[chosen])
 
 
 def recount(labels, num_objects, config):
@@ -481,7 +492,7 @@ def upsample_labels(xyz, coarse_labels, coarse_state, coarse_points, smooth, pla
     rows, cols = np.nonzero(checked)                                    # (K,) blocks
     object_labels = coarse_labels[rows, cols]
     anchors = coarse_points[:, rows, cols]                               # (3, K)
-    bound = (config.neighbor_distance * stride) ** 2 * _dot3(anchors, anchors)
+    bound = (config.neighbor_distance * stride) ** 2 * dot3(anchors, anchors)
     flat_xyz = xyz.reshape(-1, 3)
     flat_labels = labels.reshape(-1)
     offset = None if viewpoint is None else np.asarray(viewpoint, np.float32)
@@ -496,8 +507,8 @@ def upsample_labels(xyz, coarse_labels, coarse_state, coarse_points, smooth, pla
             points = points.T                                            # (3, K')
             with np.errstate(invalid='ignore', over='ignore'):
                 gap = points - anchors[:, inside]
-                take = _dot3(gap, gap) < bound[inside]                  # False for NaN
-                squared_range = _dot3(points, points)
+                take = dot3(gap, gap) < bound[inside]                  # False for NaN
+                squared_range = dot3(points, points)
                 for plane in planes:
                     normal = plane.normal
                     plane_height = (normal[0] * points[0] + normal[1] * points[1]

@@ -112,11 +112,9 @@ def match_objects(predicted, truth, threshold=0.5):
     :param truth: (N,) int mOSD labels, >= FIRST_OBJECT_LABEL objects
     :return: (hits, ground-truth count, predicted count, list of per-truth IoU of the match)
     """
-    shared = overlap(predicted, truth)
-    iou = shared.iou
-    match = greedy_match(iou, threshold)
-    ious = [float(iou[k, m]) if m >= 0 else 0.0 for k, m in enumerate(match)]
-    return int((match >= 0).sum()), len(shared.true_ids), len(shared.pred_ids), ious
+    found = diagnose(predicted, truth, threshold)
+    return (int((found['status'] == 'hit').sum()), len(found['true_ids']),
+            len(found['pred_ids']), found['ious'])
 
 
 def diagnose(predicted, truth, threshold=0.5):
@@ -128,11 +126,13 @@ def diagnose(predicted, truth, threshold=0.5):
     several predictions (none with half of them), ``missed`` when most of it is in no
     predicted object, and ``partial`` otherwise (one prediction holds it with too much else).
 
-    :return: dict with ``true_ids`` (T,), ``status`` (T,) str, ``pred_ids`` (P,),
+    :return: dict with ``true_ids`` (T,), ``status`` (T,) str, ``ious`` (list of T floats:
+        the IoU of each ground-truth object's match, 0 when unmatched), ``pred_ids`` (P,),
         ``merging`` (P,) bool: the prediction holds most of two or more ground-truth objects
     """
     shared = overlap(predicted, truth)
-    match = greedy_match(shared.iou, threshold)
+    iou = shared.iou
+    match = greedy_match(iou, threshold)
     count = len(shared.true_ids)
     status = np.array(['hit'] * count, dtype=object)
     merging = np.zeros(len(shared.pred_ids), bool)
@@ -156,7 +156,8 @@ def diagnose(predicted, truth, threshold=0.5):
         else:
             status[k] = 'missed'
     return {'true_ids': shared.true_ids, 'status': status, 'pred_ids': shared.pred_ids,
-            'merging': merging}
+            'merging': merging,
+            'ious': [float(iou[k, m]) if m >= 0 else 0.0 for k, m in enumerate(match)]}
 
 
 def scene_kind(path, manifest=None) -> str:

@@ -20,14 +20,9 @@ from dataclasses import dataclass, field
 import math
 
 from leo_ros.perception import organized
+# The labels, defined with the organized steps that write them.
+from leo_ros.perception.organized import NO_OBJECT, SUPPORT
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-
-#: label of invalid points and background (behind a support surface, too-small clusters)
-NO_OBJECT = -1
-#: label of points on a support surface (table, floor, wall)
-SUPPORT = -2
 
 
 @dataclass
@@ -189,19 +184,14 @@ def _outer_dot(a, b):
 
 
 def _valid_points(xyz, config, viewpoint):
-    """Return float32 points with invalid ones zeroed, the valid mask and range from sensor."""
+    """Return float32 points relative to the viewpoint and which are valid (within range)."""
     points = np.asarray(xyz, dtype=np.float32)
     if viewpoint is not None:
         points = points - np.asarray(viewpoint, np.float32)
     with np.errstate(invalid='ignore', over='ignore'):
         squared = points[..., 0] ** 2 + points[..., 1] ** 2 + points[..., 2] ** 2
         valid = (squared > 1e-12) & (squared < config.max_range ** 2)  # False for NaN/inf
-    return points, valid, np.sqrt(np.where(valid, squared, np.float32(0)))
-
-
-def _dot3(a, b):
-    """Return the dot product of planar (3, ...) arrays over their first axis."""
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+    return points, valid
 
 
 def fit_support_planes(points, ranges, candidates, normals, config, rng):
@@ -246,7 +236,7 @@ def fit_support_planes(points, ranges, candidates, normals, config, rng):
         if offset < 0:      # the sensor (origin) on the positive side
             normal, offset = -normal, -offset
         normal32 = normal.astype(np.float32)
-        height = _dot3(points, normal32) + np.float32(offset)           # (M,)
+        height = organized.dot3(points, normal32) + np.float32(offset)           # (M,)
         free_now = state == 0
         on_plane = (np.abs(height) < threshold) & free_now
         inliers = np.flatnonzero(on_plane)
@@ -360,7 +350,7 @@ def segment_unorganized(xyz, config, viewpoint=None) -> Segmentation:
     from scipy.spatial import cKDTree
 
     rng = np.random.default_rng(config.seed)
-    points, valid, _ = _valid_points(xyz, config, viewpoint)           # (N, 3), (N,)
+    points, valid = _valid_points(xyz, config, viewpoint)              # (N, 3), (N,)
     labels = np.full(len(points), NO_OBJECT, np.int32)
     flat_valid = np.flatnonzero(valid)
     if len(flat_valid) == 0:
@@ -375,9 +365,7 @@ def segment_unorganized(xyz, config, viewpoint=None) -> Segmentation:
     if len(free) == 0:
         return Segmentation(labels=labels, num_objects=0, planes=planes)
     pairs = cKDTree(voxels[free]).query_pairs(config.cluster_distance, output_type='ndarray')
-    graph = coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])),
-                       shape=(len(free), len(free)))
-    _, component = connected_components(graph, directed=False)
+    _, component = organized.graph_components(len(free), pairs[:, 0], pairs[:, 1])
     voxel_component = np.full(len(voxels), -1, np.int64)
     voxel_component[free] = component
     point_component = voxel_component[inverse]                          # (M,)

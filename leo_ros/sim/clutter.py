@@ -17,6 +17,8 @@ two or three), ``leaning`` (boards leaning on other objects) and ``mixed`` (all 
 from dataclasses import dataclass, field
 import math
 
+# The labels of the mOSD layout, from the scoring that reads them.
+from leo_ros.perception.scoring import FIRST_OBJECT_LABEL as FIRST_OBJECT, IGNORE
 from leo_ros.sim.render import CameraConfig, Renderer, STRUCTURE_ID
 from leo_ros.sim.scene import COLORS
 from leo_ros.sim.sensor import SensorConfig
@@ -26,10 +28,6 @@ from scipy import ndimage
 
 #: scene kinds, each with its mix of placements (touch, stack, lean, free)
 KINDS = ('touching', 'stacked', 'leaning', 'mixed')
-#: label of visible object parts too small to score (between support 1-9 and objects 20+)
-IGNORE = 10
-#: first object label (mOSD)
-FIRST_OBJECT = 20
 #: placement mix per kind: probabilities of touch, stack, lean, free for each new object
 PLACEMENTS = {'touching': (0.85, 0.0, 0.0, 0.15), 'stacked': (0.45, 0.45, 0.0, 0.1),
               'leaning': (0.6, 0.0, 0.3, 0.1), 'mixed': (0.5, 0.25, 0.12, 0.13)}
@@ -248,31 +246,31 @@ def _pose(rotation, center):
 
 def _draw_shape(shape, rng):
     """
-    Return the parts of a shape at the origin (bottom centre at 0, upright) and a flat top flag.
+    Return the parts of a shape at the origin (bottom centre at 0, upright).
 
-    :return: list of (kind, size (3,), centre offset (3,)), whether its top carries objects
+    :return: list of (kind, size (3,), centre offset (3,))
     """
     u = rng.uniform
     if shape == 'box':
         size = np.array([u(0.04, 0.18), u(0.04, 0.18), u(0.03, 0.2)])
-        return [('box', size, np.array([0, 0, size[2] / 2]))], True
+        return [('box', size, np.array([0, 0, size[2] / 2]))]
     if shape == 'board':
         size = np.array([u(0.015, 0.03), u(0.08, 0.2), u(0.12, 0.26)])
-        return [('box', size, np.array([0, 0, size[2] / 2]))], False
+        return [('box', size, np.array([0, 0, size[2] / 2]))]
     if shape == 'cylinder':
         d, h = u(0.05, 0.12), u(0.06, 0.24)
-        return [('cylinder', np.array([d, d, h]), np.array([0, 0, h / 2]))], True
+        return [('cylinder', np.array([d, d, h]), np.array([0, 0, h / 2]))]
     if shape == 'mug':
         d, h = u(0.07, 0.095), u(0.08, 0.11)
         handle = np.array([0.03, 0.012, 0.6 * h])
         return [('cylinder', np.array([d, d, h]), np.array([0, 0, h / 2])),
-                ('box', handle, np.array([d / 2 + 0.012, 0, h / 2]))], False
+                ('box', handle, np.array([d / 2 + 0.012, 0, h / 2]))]
     if shape == 'ball':
         d = u(0.05, 0.11)
-        return [('sphere', np.array([d, d, d]), np.array([0, 0, d / 2]))], False
+        return [('sphere', np.array([d, d, d]), np.array([0, 0, d / 2]))]
     d, h = u(0.12, 0.2), u(0.05, 0.08)                                 # bowl: foot and body
     return [('cylinder', np.array([0.55 * d, 0.55 * d, 0.3 * h]), np.array([0, 0, 0.15 * h])),
-            ('cylinder', np.array([d, d, 0.7 * h]), np.array([0, 0, 0.65 * h]))], False
+            ('cylinder', np.array([d, d, 0.7 * h]), np.array([0, 0, 0.65 * h]))]
 
 
 def _squash(template, max_height):
@@ -288,7 +286,7 @@ def _place(template, rotation, bottom_center):
             for kind, size, offset in template]
 
 
-def _collides(parts, objects, margin=0.0005, skip=()) -> bool:
+def _collides(parts, objects, margin=0.0005) -> bool:
     """Return whether primitives overlap any object (deeper than ``margin``) or the table."""
     probe = ClutterObject(0, '', '', parts, '')
     points = probe.points()
@@ -298,8 +296,6 @@ def _collides(parts, objects, margin=0.0005, skip=()) -> bool:
     if (np.abs(points[:, :2]) > half).any():
         return True
     for other in objects:
-        if other.id in skip:
-            continue
         if other.inside(points, margin).any() or probe.inside(other.points(), margin).any():
             return True
     return False
@@ -414,7 +410,7 @@ def generate_clutter(seed: int, config: ClutterConfig = None) -> ClutterScene:
         shape = 'board' if mode == 'lean' else str(rng.choice(names, p=weights / weights.sum()))
         if mode == 'stack' and shape in ('board', 'bowl'):
             shape = 'box'
-        template, _ = _draw_shape(shape, rng)
+        template = _draw_shape(shape, rng)
         support = None
         if mode == 'stack':
             parts, support = _try_stack(template, objects, rng)

@@ -17,6 +17,26 @@ DIRECTIONS = ('left of', 'right of', 'in front of', 'behind')
 RELATIONS = ('on', 'near') + DIRECTIONS
 
 
+def classify_direction(forward: float, left: float, margin: float):
+    """
+    Return where an offset points from the observer (one of DIRECTIONS), or None if unclear.
+
+    :param forward: offset along the observer's view [m] (positive: farther away)
+    :param left: offset to the observer's left [m]
+    :param margin: offsets within this are unclear [m]
+    """
+    if abs(left) >= abs(forward):
+        if left > margin:
+            return 'left of'
+        if left < -margin:
+            return 'right of'
+    elif forward < -margin:
+        return 'in front of'
+    elif forward > margin:
+        return 'behind'
+    return None
+
+
 @dataclass
 class GraphConfig:
     """
@@ -145,18 +165,7 @@ class SceneGraph:
         if a == b:
             return None
         forward, left = self.observer_offset(a, b)
-        margin = self.config.direction_margin
-        if abs(left) >= abs(forward):
-            if left > margin:
-                return 'left of'
-            if left < -margin:
-                return 'right of'
-        else:
-            if forward < -margin:
-                return 'in front of'
-            if forward > margin:
-                return 'behind'
-        return None
+        return classify_direction(forward, left, self.config.direction_margin)
 
     def holds(self, relation, a, b) -> bool:
         """Return whether ``a relation b`` holds."""

@@ -10,23 +10,12 @@ import math
 
 from leo_ros.sim.geometry import (point_in_rectangle, point_rectangle_distance, primitive_mesh,
                                   rectangle_corners, rectangles_overlap, rotation_z)
+# the world's words (re-exported: sim.scene is where the world's users look for them)
+from leo_ros.vocabulary import (CATEGORIES, COLORS, FURNITURE_CATEGORIES,  # noqa: F401
+                                FURNITURE_COLORS, SMALL_CATEGORIES, SMALL_COLORS,
+                                SUPPORT_CATEGORIES)
 import numpy as np
 
-#: Named colours of the world, rgb in [0, 1].
-COLORS = {
-    'red': (0.85, 0.12, 0.12), 'green': (0.15, 0.65, 0.2), 'blue': (0.15, 0.3, 0.9),
-    'yellow': (0.95, 0.85, 0.1), 'orange': (1.0, 0.5, 0.05), 'purple': (0.55, 0.2, 0.7),
-    'white': (0.93, 0.93, 0.93), 'black': (0.08, 0.08, 0.08), 'brown': (0.5, 0.3, 0.15),
-    'grey': (0.5, 0.5, 0.52),
-}
-FURNITURE_COLORS = ('brown', 'white', 'grey', 'black')
-SMALL_COLORS = ('red', 'green', 'blue', 'yellow', 'orange', 'purple', 'white', 'black')
-
-FURNITURE_CATEGORIES = ('table', 'chair', 'shelf')
-SMALL_CATEGORIES = ('box', 'cylinder', 'sphere', 'mug', 'bowl', 'plate')
-CATEGORIES = FURNITURE_CATEGORIES + SMALL_CATEGORIES
-#: Categories whose top carries other objects.
-SUPPORT_CATEGORIES = ('table', 'shelf', 'plate')
 
 WALL_THICKNESS = 0.1
 WALL_HEIGHT = 2.5

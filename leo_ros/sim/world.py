@@ -15,8 +15,8 @@ from leo_ros.sim.geometry import point_rectangle_distance, pose_matrix, sample_m
 from leo_ros.sim.graph import GraphConfig, SceneGraph
 from leo_ros.sim.planning import OccupancyGrid
 from leo_ros.sim.render import CameraConfig, Frame, Renderer, STRUCTURE_ID
-from leo_ros.sim.scene import (FLOOR_ID, FURNITURE_CATEGORIES, generate_scene, SceneConfig,
-                               SMALL_CATEGORIES, SUPPORT_CATEGORIES)
+from leo_ros.sim.scene import (CATEGORIES, FLOOR_ID, FURNITURE_CATEGORIES, generate_scene,
+                               SceneConfig, SMALL_CATEGORIES, SUPPORT_CATEGORIES)
 import numpy as np
 
 TEXT_FAMILIES = ('object_caption', 'scene_caption', 'qa')
@@ -75,6 +75,22 @@ class SuccessConfig:
         if self.nav_distance <= 0 or not 0 < self.nav_facing <= math.pi:
             raise ValueError(f'SuccessConfig needs nav_distance > 0 and nav_facing in (0, pi], '
                              f'got {self.nav_distance}, {self.nav_facing}')
+
+
+def camera_mount(robot_config):
+    """
+    Return the static transforms (base -> camera_link, camera_link -> optical) as (4, 4).
+
+    camera_link sits at ``camera_xyz`` on the base, pitched down by ``camera_pitch`` (x forward,
+    z up, REP-103); the optical frame turns it to z forward, x right, y down.
+    """
+    c, s = math.cos(robot_config.camera_pitch), math.sin(robot_config.camera_pitch)
+    link = np.eye(4)
+    link[:3, :3] = [[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]
+    link[:3, 3] = robot_config.camera_xyz
+    optical = np.eye(4)
+    optical[:3, :3] = [[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
+    return link, optical
 
 
 @dataclass
@@ -261,15 +277,9 @@ class World:
     # ---- sensing
     def camera_pose(self) -> np.ndarray:
         """Return the (4, 4) pose of the camera optical frame in the map."""
-        cfg = self.config.robot
-        c, s = math.cos(cfg.camera_pitch), math.sin(cfg.camera_pitch)
-        pitch = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-        optical = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
-        mount = np.eye(4)
-        mount[:3, :3] = pitch @ optical
-        mount[:3, 3] = cfg.camera_xyz
+        link, optical = camera_mount(self.config.robot)
         x, y, yaw = self.robot
-        return pose_matrix(x, y, 0.0, yaw) @ mount
+        return pose_matrix(x, y, 0.0, yaw) @ link @ optical
 
     def _meshes(self):
         meshes = [(STRUCTURE_ID, *mesh) for mesh in self.scene.structure_meshes()]
@@ -612,7 +622,6 @@ class World:
         support's colour and category, or the floor). A scene caption names every category the
         room holds and none it does not.
         """
-        from leo_ros.sim.scene import CATEGORIES
         words = set(normalize_answer(answer).split())
         plurals = {c: {c, c + 's', c + 'es', c[:-1] + 'ves'} for c in CATEGORIES}
         if task.family == 'object_caption':
