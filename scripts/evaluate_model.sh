@@ -5,20 +5,28 @@
 set -euo pipefail
 model=$1
 episodes=${2:-50}
-eval() { leo-eval --model "$model" --quiet "$@"; }
+leo_eval() { leo-eval --model "$model" --quiet "$@"; }
 for seed in 0 1 2; do
-  eval --seed "$seed" --episodes "$episodes" --out "$model/eval-seed$seed"
+  leo_eval --seed "$seed" --episodes "$episodes" --out "$model/eval-seed$seed"
 done
 # wordings the training templates do not have
-eval --seed 0 --episodes "$episodes" --phrasings config/phrasings_heldout.yaml \
+leo_eval --seed 0 --episodes "$episodes" --phrasings config/phrasings_heldout.yaml \
   --out "$model/eval-heldout-seed0"
 # words the training data never uses (synonyms, descriptions, verbs): 15 per family
-eval --seed 0 --episodes 15 --phrasings config/open_vocabulary_phrasings.yaml \
+leo_eval --seed 0 --episodes 15 --phrasings config/open_vocabulary_phrasings.yaml \
   --lexicon config/open_vocabulary.yaml --families nav pick_place plan qa object_caption \
   --out "$model/eval-open-vocabulary"
 # instructions that name what is not there (nouns training never saw)
-eval --seed 0 --episodes 100 --families refusal --out "$model/eval-refusal"
+leo_eval --seed 0 --episodes 100 --families refusal --out "$model/eval-refusal"
 # through perception, with held-out wordings, at a seed no other evaluation uses
-eval --seed 3 --episodes "$episodes" --tokens perception \
+leo_eval --seed 3 --episodes "$episodes" --tokens perception \
   --phrasings config/phrasings_heldout.yaml --families nav pick_place plan qa \
   --out "$model/eval-perception-heldout-seed3"
+# through perception with the training wordings, beside the world-token runs of seed 0
+leo_eval --seed 0 --episodes "$episodes" --tokens perception --families nav pick_place qa \
+  --out "$model/eval-perception-seed0"
+# questions about the labelled real scans (mOSD), when they are there
+real=../shared/data/mosd-learn
+if [ -d "$real" ]; then
+  leo_eval --real "$real" --out "$model/eval-real-mosd-learn"
+fi

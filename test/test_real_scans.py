@@ -19,24 +19,12 @@ from leo_ros.real.scan import (agent_pose, load_scan, perceive, pose_from_plane,
 import numpy as np
 import pypcd4
 import pytest
+from test_perception_segmentation import camera_pose
 
 TABLE_HEIGHT = 0.75
 #: (centre x, y in the table frame, size x, y, z, colour, mOSD label)
 BOXES = [((0.25, -0.05), (0.10, 0.10, 0.20), (0.85, 0.10, 0.10), 20),
          ((0.25, 0.20), (0.10, 0.12, 0.08), (0.10, 0.20, 0.85), 30)]
-
-
-def look_at(eye, target):
-    """Return the camera optical frame -> table frame (4, 4) of a camera at eye looking at."""
-    z = np.asarray(target, float) - eye
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0.0, 0.0, 1.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    pose = np.eye(4)
-    pose[:3, :3] = np.stack([x, y, z], axis=1)
-    pose[:3, 3] = eye
-    return pose
 
 
 def tabletop(eye=(-0.45, 0.0, 0.5), width=320, height=240, fov=60.0):
@@ -45,7 +33,7 @@ def tabletop(eye=(-0.45, 0.0, 0.5), width=320, height=240, fov=60.0):
 
     :return: (H, W, 3) points, (H, W, 3) colours, (H, W) mOSD labels, (4, 4) camera pose
     """
-    pose = look_at(np.asarray(eye, float), (0.25, 0.05, 0.0))
+    pose = camera_pose(eye, (0.25, 0.05, 0.0))
     focal = width / 2 / math.tan(math.radians(fov) / 2)
     u, v = np.meshgrid(np.arange(width) - (width - 1) / 2, np.arange(height) - (height - 1) / 2)
     rays = np.stack([u / focal, v / focal, np.ones_like(u)], axis=-1)         # (H, W, 3)

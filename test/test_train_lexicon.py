@@ -3,10 +3,9 @@
 from pathlib import Path
 import re
 
-from leo_ros.data.engine import plural
 from leo_ros.data.templates import Templates
-from leo_ros.sim.scene import CATEGORIES, COLORS
 from leo_ros.train.lexicon import FUNCTION_WORDS, Lexicon, template_words, training_words
+from leo_ros.vocabulary import CATEGORIES, COLORS, plural
 import numpy as np
 import pytest
 

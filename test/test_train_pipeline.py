@@ -126,7 +126,7 @@ def test_a_local_hugging_face_backbone_trains_through_leo_train(trained, tmp_pat
 
 def test_init_from_reads_a_work_directory_mid_stage(trained, tmp_path):
     from safetensors.torch import load_file, save_file
-    from leo_ros.train.pipeline import latest_weights
+    from leo_ros.train.pipeline import encoder_directory, latest_weights
     # a run stopped in stage 2: stage 1's final weights under stage 2's latest checkpoint
     run = tmp_path / 'run'
     for stage in ('stage1', 'stage2'):
@@ -143,6 +143,11 @@ def test_init_from_reads_a_work_directory_mid_stage(trained, tmp_path):
     assert latest_weights(trained)[1] == str(trained / 'model')
     with pytest.raises(FileNotFoundError, match='empty'):
         latest_weights(tmp_path / 'empty')
+    # the object encoder: a policy directory's own, a work directory's classifier/
+    assert encoder_directory(trained / 'model') == trained / 'model'
+    assert encoder_directory(trained) == trained / 'classifier'
+    with pytest.raises(FileNotFoundError, match='no object encoder'):
+        encoder_directory(run)
 
 
 def test_the_installed_launcher_renders_observed_tokens_in_worker_processes(tmp_path):

@@ -518,21 +518,20 @@ def test_every_ablation_variant_of_the_shipped_configuration_is_valid(shipped_co
         for part in path.split('.'):
             node = getattr(node, part)
         assert node == value, path
-    rest = changed.to_dict()
-    for path in VARIANTS[variant]:
+    # nothing else changed
+    assert without(changed, VARIANTS[variant]) == without(shipped_config, VARIANTS[variant])
+
+
+def without(config, paths) -> dict:
+    """Return ``config`` as a dict without the values at dotted ``paths``."""
+    data = config.to_dict()
+    for path in paths:
         *parents, last = path.split('.')
-        node = rest
+        node = data
         for part in parents:
             node = node[part]
         del node[last]
-    base = shipped_config.to_dict()
-    for path in VARIANTS[variant]:
-        *parents, last = path.split('.')
-        node = base
-        for part in parents:
-            node = node[part]
-        del node[last]
-    assert rest == base                                 # nothing else changed
+    return data
 
 
 def test_a_finished_variant_is_read_back_and_a_changed_one_is_not(shipped_config, tmp_path):

@@ -16,17 +16,16 @@ import math
 from leo_ros.actions.types import NavGoal, to_dict
 from leo_ros.data import scene_questions
 from leo_ros.data.refusals import HELDOUT_NOUNS, is_absent, propose_refusal, TRAIN_NOUNS
-from leo_ros.data.templates import FAMILY_OF_KIND, Templates
+from leo_ros.data.templates import FAMILY_OF_KIND, KINDS, Templates
 from leo_ros.sim import expert
 from leo_ros.sim.graph import DIRECTIONS, Reference
 from leo_ros.sim.scene import (COLORS, FLOOR_ID, FURNITURE_CATEGORIES, SMALL_CATEGORIES,
                                SUPPORT_CATEGORIES)
 from leo_ros.sim.world import Task, World, WorldConfig
+from leo_ros.vocabulary import plural
 import numpy as np
 
-PLURALS = {'box': 'boxes', 'shelf': 'shelves'}
-QA_KINDS = ('qa_count', 'qa_color', 'qa_category', 'qa_existence', 'qa_support', 'qa_relation',
-            'qa_size') + scene_questions.SCENE_QUESTION_KINDS
+QA_KINDS = KINDS['qa']
 #: Ways the loose proposer names an object: 'the mug', 'the red mug', 'the mug left of the
 #: box', 'the largest mug'.
 REFERENCE_FORMS = ('category', 'color', 'relation', 'superlative')
@@ -73,11 +72,6 @@ def _checked_weights(name, weights, known) -> dict:
 
 
 NUMBERS = ('no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
-
-
-def plural(category):
-    """Return the plural of a category name."""
-    return PLURALS.get(category, category + 's')
 
 
 def counted(counts) -> list:
@@ -358,6 +352,12 @@ class DataEngine:
     def _pick(self, ids, rng):
         return int(ids[int(rng.integers(len(ids)))]) if len(ids) else None
 
+    def _pick_related(self, graph, rng):
+        """Return (target, relation, anchor) of a random object with a loose relation, or None."""
+        target = self._pick(graph.ids, rng)
+        relation = self._loose_relation(graph, target, rng)
+        return None if relation is None else (target, *relation)
+
     def _propose_object_caption(self, world, graph, rng):
         target = self._pick(graph.ids, rng)
         obj = graph.scene.object(target)
@@ -409,11 +409,11 @@ class DataEngine:
                 'claim': ('color', target, color)}
 
     def _propose_qa_category(self, world, graph, rng):
-        target = self._pick(graph.ids, rng)
-        relation = self._loose_relation(graph, target, rng)
-        if relation is None:
+        related = self._pick_related(graph, rng)
+        if related is None:
             return None
-        obj, (name, anchor) = graph.scene.object(target), relation
+        target, name, anchor = related
+        obj = graph.scene.object(target)
         reference = Reference(obj.category, obj.color, relation=name,
                               anchor=Reference(graph.scene.object(anchor).category))
         return {'slots': {'color': obj.color, 'relation': name,
@@ -450,11 +450,10 @@ class DataEngine:
                 'claim': ('support', target, support_id)}
 
     def _propose_qa_relation(self, world, graph, rng):
-        target = self._pick(graph.ids, rng)
-        relation = self._loose_relation(graph, target, rng)
-        if relation is None:
+        related = self._pick_related(graph, rng)
+        if related is None:
             return None
-        name, anchor = relation
+        target, name, anchor = related
         truth = True
         if rng.random() < 0.5 and name in DIRECTIONS:  # ask the opposite: answer no
             name = {'left of': 'right of', 'right of': 'left of', 'in front of': 'behind',

@@ -39,16 +39,19 @@ def carried(graph, support) -> list:
     return [i for i in graph.ids if i != support and graph.support(i) == support]
 
 
+def clearly_tallest(heights, ratio=TALLEST_RATIO):
+    """Return the index of the tallest height if it beats the runner-up by ``ratio``, or None."""
+    ranked = sorted(range(len(heights)), key=lambda k: heights[k], reverse=True)
+    if not ranked or (len(ranked) > 1 and heights[ranked[0]] < ratio * heights[ranked[1]]):
+        return None
+    return ranked[0]
+
+
 def tallest(graph, ids):
     """Return the id of the clearly tallest object (height extent), or None."""
-    ranked = sorted(ids, key=lambda i: graph.scene.object(i).size[2], reverse=True)
-    if not ranked:
-        return None
-    if len(ranked) > 1:
-        first, second = (graph.scene.object(i).size[2] for i in ranked[:2])
-        if first < TALLEST_RATIO * second:
-            return None
-    return ranked[0]
+    ids = list(ids)
+    best = clearly_tallest([graph.scene.object(i).size[2] for i in ids])
+    return None if best is None else ids[best]
 
 
 def propose_count_on(engine, world, graph, rng):
@@ -90,11 +93,10 @@ def propose_exists_category(engine, world, graph, rng):
 
 
 def propose_what_relation(engine, world, graph, rng):
-    target = engine._pick(graph.ids, rng)
-    relation = engine._loose_relation(graph, target, rng)
-    if relation is None:
+    related = engine._pick_related(graph, rng)
+    if related is None:
         return None
-    name, anchor = relation
+    target, name, anchor = related
     anchor_obj = graph.scene.object(anchor)
     anchor_ref = Reference(anchor_obj.category)
     if not graph.is_unique(anchor_ref, anchor):

@@ -4,6 +4,7 @@ from pathlib import Path
 import re
 import string
 
+from leo_ros.data.scene_questions import SCENE_QUESTION_KINDS
 import yaml
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent / 'templates' / 'default.yaml'
@@ -13,7 +14,7 @@ KINDS = {
     'object_caption': ('object_caption',),
     'scene_caption': ('scene_caption',),
     'qa': ('qa_count', 'qa_color', 'qa_category', 'qa_existence', 'qa_support', 'qa_relation',
-           'qa_size', 'qa_count_on', 'qa_tallest', 'qa_exists_category', 'qa_what_relation'),
+           'qa_size') + SCENE_QUESTION_KINDS,
     'nav': ('nav',),
     'pick_place': ('pick_place',),
     'plan': ('plan',),
@@ -106,7 +107,11 @@ def split_template(instruction, phrasing, greedy=False):
     return parts
 
 
+def fix_articles(text: str) -> str:
+    """Return ``text`` with 'a' before a vowel made 'an' ('a orange' -> 'an orange')."""
+    return re.sub(r'\b([Aa]) (?=[aeiou])', r'\1n ', text)
+
+
 def _sentence(text):
-    text = ' '.join(text.split())
-    text = re.sub(r'\b([Aa]) (?=[aeiou])', r'\1n ', text)  # a orange -> an orange
+    text = fix_articles(' '.join(text.split()))
     return text[:1].upper() + text[1:] if text else text

@@ -12,17 +12,18 @@ Writes ``real_eval.json`` (every question and answer), ``real_eval.md`` and ``re
 from dataclasses import asdict
 import json
 from pathlib import Path
+import re
 import sys
 import time
 
-from leo_ros.real.questions import is_right, KINDS, QuestionConfig, questions, real_objects
+from leo_ros.real.questions import (FIRST_OBJECT_LABEL, is_right, KINDS, QuestionConfig,
+                                    questions, real_objects)
 from leo_ros.real.scan import load_scan, ScanError
 import numpy as np
 
 
 def scan_files(directory):
     """Return the PCD files of a directory in natural order (learn2 before learn10)."""
-    import re
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f'no directory {directory}')
@@ -35,7 +36,7 @@ def scan_files(directory):
 def label_instances(labels) -> np.ndarray:
     """Return mOSD labels as instance ids: objects label // 10, the table 0, nothing -1."""
     labels = np.asarray(labels).astype(np.int64)
-    return np.where(labels >= 20, labels // 10, np.where(labels >= 1, 0, -1))
+    return np.where(labels >= FIRST_OBJECT_LABEL, labels // 10, np.where(labels >= 1, 0, -1))
 
 
 def evaluate_scans(directory, agent, progress=True, config: QuestionConfig = None,

@@ -30,18 +30,18 @@ The agent itself sees the scan's colours unbalanced, as a robot's camera gives t
 from dataclasses import dataclass, field
 import re
 
+from leo_ros.data.scene_questions import clearly_tallest, TALLEST_RATIO
+from leo_ros.perception.scoring import FIRST_OBJECT_LABEL
+from leo_ros.real.scan import pose_from_plane
+from leo_ros.sim.graph import classify_direction
+from leo_ros.sim.scene import CATEGORIES
 import numpy as np
 
-#: mOSD: labels at or above this are objects, 1-9 the table
-FIRST_OBJECT_LABEL = 20
 #: words that name each shape class in an answer
 SHAPE_WORDS = {'box': ('box', 'boxes', 'carton', 'package'),
                'cylinder': ('cylinder', 'cylinders', 'can', 'mug', 'cup', 'bowl', 'tin', 'jar')}
-COLOR_WORDS = ('red', 'green', 'blue', 'yellow', 'orange', 'purple', 'white', 'black', 'brown',
-               'grey')
 #: every object word an answer may use: the data engine's categories, the floor, shape words
-CATEGORY_WORDS = frozenset(('table', 'chair', 'shelf', 'box', 'cylinder', 'sphere', 'mug',
-                            'bowl', 'plate', 'floor', 'wall', 'ball')
+CATEGORY_WORDS = frozenset(CATEGORIES + ('floor', 'wall', 'ball')
                            + SHAPE_WORDS['box'] + SHAPE_WORDS['cylinder'])
 NUMBER_WORDS = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine',
                 'ten', 'eleven', 'twelve')
@@ -60,7 +60,7 @@ class QuestionConfig:
     :param min_object_points: labelled objects with fewer points are ignored
     """
 
-    tallest_ratio: float = 1.15
+    tallest_ratio: float = TALLEST_RATIO      # the data engine's rule
     min_color_share: float = 0.35
     color_margin: float = 1.5
     direction_margin: float = 0.05
@@ -123,10 +123,8 @@ def table_frame(xyz, labels):
     up = np.linalg.svd(sample - center, full_matrices=False)[2][2]
     if up.dot(-center) < 0:                      # towards the camera
         up = -up
-    forward = np.array([0.0, 0.0, 1.0]) - up[2] * up
-    forward /= np.linalg.norm(forward)
-    transform = np.eye(4)
-    transform[:3, :3] = np.stack([forward, np.cross(up, forward), up])
+    # the scan's map axes (x along the view, z up); the origin at the table points' centroid
+    transform, _ = pose_from_plane(up, -up.dot(center))
     transform[:3, 3] = -transform[:3, :3] @ center
     return transform
 
@@ -250,16 +248,7 @@ def real_objects(xyz, rgb, labels, config: QuestionConfig = None):
 def direction(a: RealObject, b: RealObject, margin: float):
     """Return where ``a`` is relative to ``b`` from the camera (the data engine's rule)."""
     forward, left = (a.center - b.center)[:2]
-    if abs(left) >= abs(forward):
-        if left > margin:
-            return 'left of'
-        if left < -margin:
-            return 'right of'
-    elif forward < -margin:
-        return 'in front of'
-    elif forward > margin:
-        return 'behind'
-    return None
+    return classify_direction(forward, left, margin)
 
 
 def name_of(target: RealObject, objects) -> str:
@@ -281,12 +270,11 @@ def questions(objects, config: QuestionConfig = None):
     asked.append(RealQuestion('count', 'How many objects are on the table?',
                               str(len(objects)), accept=(str(len(objects)),),
                               target_ids=[o.object_id for o in objects]))
-    ranked = sorted(objects, key=lambda o: -o.height)
-    clear = len(ranked) == 1 or ranked[0].height >= config.tallest_ratio * ranked[1].height
-    if clear and ranked[0].color:
+    best = clearly_tallest([o.height for o in objects], config.tallest_ratio)
+    if best is not None and objects[best].color:
+        top = objects[best]
         asked.append(RealQuestion('tallest_color', 'What color is the tallest object?',
-                                  ranked[0].color, accept=(ranked[0].color,),
-                                  target_ids=[ranked[0].object_id]))
+                                  top.color, accept=(top.color,), target_ids=[top.object_id]))
     for shape in ('box', 'cylinder'):
         present = any(o.shape == shape for o in objects)
         asked.append(RealQuestion('exists', f'Is there a {shape}?', 'yes' if present else 'no',

@@ -72,13 +72,12 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f'leo-eval: {exc}', file=sys.stderr)
         return 2
-    name = None
     try:
-        metrics = evaluate_model(model, config, args.out, progress=not args.quiet, name=name)
+        metrics = evaluate_model(model, config, args.out, progress=not args.quiet)
     except ValueError as exc:          # a model that cannot be loaded: one line says why
         print(f'leo-eval: {exc}', file=sys.stderr)
         return 2
-    print(markdown_table([(name or model.name, metrics)]))
+    print(markdown_table([(model.name, metrics)]))
     print(f'wrote {args.out}/eval.json, eval.md, eval.png')
     print(last_line(metrics))
     return 0

@@ -105,7 +105,8 @@ def default_config_path():
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
     from leo_ros.train.pipeline import run_pipeline, TrainConfig
     config_path = args.config or default_config_path()
     data = read_config(config_path) if config_path else {}
@@ -135,10 +136,9 @@ def main(argv=None) -> int:
         print(markdown_table(rows))
         print(f'wrote {args.out}/ablation.md, ablation.json, ablation.png')
         return 0
-    command = ' '.join(sys.argv[1:] if argv is None else argv)
     model_dir = run_pipeline(config, args.out, args.data, progress=not args.quiet,
                              evaluate_episodes=args.eval_episodes, phrasings=args.phrasings,
-                             command=command)
+                             command=' '.join(argv))
     out = Path(args.out)
     if args.install:
         install(out, model_dir, Path(args.install))

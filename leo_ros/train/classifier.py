@@ -15,7 +15,7 @@ from torch import nn
 
 def augment(points, rng):
     """
-    Randomly rotate about z, jitter and drop colour brightness (numpy, one object).
+    Randomly rotate about z and jitter the positions (numpy, one object).
 
     :param points: (P, 6)
     """
@@ -35,7 +35,7 @@ def train_classifier(objects, config: ObjectEncoderConfig = None, steps=600, bat
     :param objects: dict of arrays ``points`` (N, P, 6), ``sizes`` (N, 3), ``scales`` (N,),
         ``labels`` (N,) int category indices
     :param log: optional ``f(dict)`` called with metrics every 50 steps
-    :return: the trained classifier (eval mode)
+    :return: the trained encoder with its category head (eval mode)
     """
     from tqdm import tqdm
     torch.manual_seed(seed)

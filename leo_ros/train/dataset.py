@@ -28,7 +28,6 @@ from leo_ros.data.shards import load_observed, load_scene, read_samples
 from leo_ros.data.templates import split_template
 from leo_ros.model.batch import Example
 from leo_ros.model.features import action_to_robot_frame, object_features
-from leo_ros.model.image_encoder import image_to_array, resize_image
 from leo_ros.model.prompt import FAMILY_INTENTS, format_answer, INTENTS, REFUSE
 import numpy as np
 
@@ -203,7 +202,7 @@ def grounding_of(sample, family, view) -> np.ndarray:
     return marks
 
 
-def load_records(root, split, templates, refer_phrasings, rng, families=None) -> list:
+def load_records(root, split, templates, refer_phrasings, rng) -> list:
     """
     Read a split's samples as records ``(sample, family, instruction)``.
 
@@ -213,9 +212,8 @@ def load_records(root, split, templates, refer_phrasings, rng, families=None) ->
     records = []
     for sample in read_samples(root, split):
         family = sample['family']
-        if families is None or family in families:
-            records.append((sample, family, sample['instruction']))
-        if family == 'object_caption' and (families is None or 'refer' in families):
+        records.append((sample, family, sample['instruction']))
+        if family == 'object_caption':
             reference = reference_of(sample, templates)
             if reference:
                 phrasing = refer_phrasings[int(rng.integers(len(refer_phrasings)))]
@@ -251,13 +249,11 @@ def build_examples(records, scenes: SceneCache, text_encoder, policy, progress=T
         states, pooled = text_encoder.encode([instruction])[0]
         image = None
         if config.image.use_image and scene['ego_images'] is not None:
-            image = resize_image(scene['ego_images'][sample['situation_index']],
-                                 config.image.image_size)
-            image = image_to_array(image)
+            image = policy.image_array(scene['ego_images'][sample['situation_index']])
         examples.append(Example(
             objects=features, centers=centers, sizes=np.asarray(view['tokens'].sizes, np.float32),
             text=states, text_pooled=pooled,
-            instruction_ids=policy.tokenizer.encode(' ' + instruction.strip()), image=image,
+            instruction_ids=policy.instruction_ids(instruction), image=image,
             answer=np.asarray(ids, np.int64), family=family,
             grounding=grounding_of(sample, family, view), subject=subject_of(sample, family, view),
             intent=intent_of(sample, family)))

@@ -11,12 +11,13 @@ that the open vocabulary is new to the policy.
 from pathlib import Path
 import re
 
+from leo_ros.data.templates import fix_articles
 import yaml
 
 #: function words an instruction may share with the training data
 FUNCTION_WORDS = frozenset(
     'a an the to of on in at by for from with and or is are be it its this that these those '
-    'i you me my your we us our there here what which who where how any some some all one '
+    'i you me my your we us our there here what which who where how any some all one '
     'do does did can could would will should please over up down into onto out near around '
     'about across towards toward beside atop'.split())
 
@@ -30,7 +31,7 @@ class Lexicon:
     """
 
     def __init__(self, data: dict, source='<dict>'):
-        from leo_ros.data.engine import plural
+        from leo_ros.vocabulary import plural
         from leo_ros.sim.scene import CATEGORIES, COLORS
         self.replacements = {}
         categories, colors = data.get('categories') or {}, data.get('colors') or {}
@@ -64,8 +65,7 @@ class Lexicon:
         def swap(match):
             options = self.replacements[match.group(0).lower()]
             return options[int(rng.integers(len(options)))]
-        text = self.pattern.sub(swap, instruction)
-        return re.sub(r'\b([Aa]) (?=[aeiou])', r'\1n ', text)
+        return fix_articles(self.pattern.sub(swap, instruction))
 
     def words(self) -> set:
         """Return every word the replacements use."""
@@ -93,7 +93,8 @@ def training_words(templates_files) -> set:
     generated answers (plans, scene captions, refusals) and the rewording augmentation's words.
     """
     from leo_ros.data import refusals
-    from leo_ros.data.engine import NUMBERS, plural
+    from leo_ros.data.engine import NUMBERS
+    from leo_ros.vocabulary import plural
     from leo_ros.sim.scene import CATEGORIES, COLORS
     from leo_ros.train.augment import FILLERS, PREFIXES
     words = set()

@@ -411,11 +411,9 @@ def pretrain_object_encoder(config: TrainConfig, root, out_dir, log, progress=Tr
     from leo_ros.model.object_encoder import ObjectEncoder, ObjectEncoderConfig
     from leo_ros.train.classifier import classifier_accuracy, train_classifier
     observed = observed_stamp(config.data)      # None: mesh-sampled tokens only
-    directory = out_dir / 'classifier'
-    if config.init_from:
-        directory = Path(config.init_from)
-        if not (directory / 'classifier.safetensors').is_file():     # a leo-train work dir
-            directory = directory / 'classifier'
+    # never trained into init_from's directory: that run's encoder is read, or nothing
+    directory = encoder_directory(Path(config.init_from)) if config.init_from \
+        else out_dir / 'classifier'
     if (directory / 'classifier.safetensors').is_file():
         encoder = ObjectEncoder.load(directory)
     else:
@@ -509,6 +507,21 @@ def latest_weights(directory: Path):
     for path in found:
         state.update(load_file(str(path)))
     return state, ' + '.join(str(path) for path in found)
+
+
+def encoder_directory(directory: Path) -> Path:
+    """
+    Return where a policy or ``leo-train`` work directory keeps its object encoder.
+
+    A policy directory has ``classifier.safetensors``; a work directory has it in
+    ``classifier/`` from its second step on (as :func:`latest_weights` reads either).
+    """
+    for candidate in (directory, directory / 'classifier'):
+        if (candidate / 'classifier.safetensors').is_file():
+            return candidate
+    raise FileNotFoundError(f'{directory}: no object encoder (classifier.safetensors): '
+                            'neither a policy directory nor a leo-train work directory that '
+                            'pretrained one')
 
 
 def build_stage_examples(config: TrainConfig, policy, records, root, log, progress) -> dict:
