@@ -29,6 +29,11 @@ def _flag(name):
     return ParameterValue(LaunchConfiguration(name), value_type=bool)
 
 
+def _is_true(value):
+    """Return the PythonExpression parts that test a launch argument's text for true."""
+    return ["'", value, "'.lower() in ('1', 'true', 'yes', 'on')"]
+
+
 def generate_launch_description():
     share = FindPackageShare('leo_ros')
     arguments = [
@@ -73,9 +78,8 @@ def generate_launch_description():
     use_sim = LaunchConfiguration('use_sim')
     # dry_run 'auto' resolves like leo-agent: true on a robot, false with use_sim.
     dry_run = PythonExpression([
-        "'", LaunchConfiguration('dry_run'), "'.lower() in ('1', 'true', 'yes', 'on') or ('",
-        LaunchConfiguration('dry_run'), "'.lower() == 'auto' and '", use_sim,
-        "'.lower() not in ('1', 'true', 'yes', 'on'))"])
+        *_is_true(LaunchConfiguration('dry_run')), " or ('", LaunchConfiguration('dry_run'),
+        "'.lower() == 'auto' and not ", *_is_true(use_sim), ')'])
     camera = [('camera/points', LaunchConfiguration('points_topic')),
               ('camera/depth', LaunchConfiguration('depth_topic')),
               ('camera/camera_info', LaunchConfiguration('camera_info_topic')),
@@ -92,8 +96,7 @@ def generate_launch_description():
                  'fixed_frame': _text('fixed_frame'), 'use_sim_time': _flag('use_sim_time'),
                  # The simulated camera gives instance masks, as LEO's datasets do.
                  'instance_field': ParameterValue(PythonExpression([
-                     "'instance' if '", use_sim, "'.lower() in ('1', 'true', 'yes', 'on') "
-                     "else ''"]), value_type=str)}]),
+                     "'instance' if ", *_is_true(use_sim), " else ''"]), value_type=str)}]),
         Node(package='leo_ros', executable='policy_node', name='policy_node',
              namespace=namespace, output='screen', ros_arguments=log, remappings=camera,
              parameters=[config, {

@@ -18,14 +18,12 @@ Robot = MotionWatcher
 
 def start_policy(spawn, *parameters, name='policy_node', extra=()):
     """Start the policy node with the scripted model; ``parameters`` are 'name:=value'."""
-    argv = [sys.executable, '-m', 'leo_ros.tools.stand_ins', 'policy', '--ros-args']
-    for parameter in parameters:
-        argv += ['-p', parameter]
-    return spawn(argv + list(extra), name=name)
+    return start_stand_in(spawn, 'policy', *parameters, name=name, extra=extra)
 
 
-def start_stand_in(spawn, kind, *parameters):
+def start_stand_in(spawn, kind, *parameters, name=None, extra=()):
+    """Start ``leo_ros.tools.stand_ins KIND``; ``extra``: more ``--ros-args`` items."""
     argv = [sys.executable, '-m', 'leo_ros.tools.stand_ins', kind, '--ros-args']
     for parameter in parameters:
         argv += ['-p', parameter]
-    return spawn(argv, name=f'{kind}_stand_in')
+    return spawn(argv + list(extra), name=name or f'{kind}_stand_in')

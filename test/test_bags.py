@@ -178,7 +178,7 @@ def test_files_that_are_not_bags(tmp_path, content):
 
 
 def test_a_type_without_definition_is_written_and_read_back_without_schema(tmp_path):
-    from leo_ros.nodes.replay_node import message_class
+    from leo_ros.ros.conversions import message_class
     path = tmp_path / 'unknown.mcap'
     with BagWriter(path) as writer:
         writer.add_topic('/odd', 'nobody_msgs/msg/Odd')

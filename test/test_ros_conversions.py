@@ -286,3 +286,27 @@ def test_camera_info_of_intrinsics_reads_back():
     np.testing.assert_array_equal(conv.camera_info_matrix(info), k)
     # the projection matrix of an undistorted camera: [K | 0]
     np.testing.assert_array_equal(np.reshape(info.p, (3, 4)), np.hstack([k, np.zeros((3, 1))]))
+
+
+def test_a_rendered_frame_becomes_a_depth_cameras_messages():
+    from types import SimpleNamespace
+    rng = np.random.default_rng(0)
+    k = np.array([[50.0, 0.0, 7.5], [0.0, 50.0, 5.5], [0.0, 0.0, 1.0]])
+    pose = np.eye(4)
+    pose[:3, 3] = (1.0, 2.0, 1.2)
+    frame = SimpleNamespace(rgb=rng.integers(0, 255, (12, 16, 3), dtype=np.uint8),
+                            depth=rng.uniform(0.5, 3.0, (12, 16)).astype(np.float32),
+                            points=rng.normal(size=(12, 16, 3)).astype(np.float32),
+                            intrinsics=k, camera_pose=pose,
+                            instance_ids=rng.integers(0, 5, (12, 16), dtype=np.int32))
+    messages = conv.rendered_frame_messages(frame, 'cam', 'map', 3.0, instances=True)
+    assert {m.header.frame_id for n, m in messages.items() if n != 'camera_pose'} == {'cam'}
+    assert messages['camera_pose'].header.frame_id == 'map'
+    np.testing.assert_array_equal(conv.image_to_array(messages['image']), frame.rgb)
+    np.testing.assert_array_equal(conv.depth_to_meters(messages['depth']), frame.depth)
+    np.testing.assert_array_equal(conv.camera_info_matrix(messages['camera_info']), k)
+    np.testing.assert_allclose(conv.pose_to_matrix(messages['camera_pose'].pose), pose)
+    cloud = conv.pointcloud2_to_array(messages['points'])
+    assert 'instance' in cloud.dtype.names
+    np.testing.assert_array_equal(cloud['instance'].reshape(12, 16), frame.instance_ids)
+    assert 'points' not in conv.rendered_frame_messages(frame, 'cam', 'map', points=False)

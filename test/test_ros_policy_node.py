@@ -36,12 +36,10 @@ def _policy_node(spawn, model_path, extra=()):
 def _place_robot(node):
     """Publish the robot's pose (map -> base_link) on /tf_static, as a robot's TF would."""
     from leo_ros.ros.conversions import matrix_to_transform_stamped
-    from rclpy.qos import DurabilityPolicy, QoSProfile
-    from tf2_msgs.msg import TFMessage
-    publisher = node.create_publisher(TFMessage, '/tf_static', QoSProfile(
-        depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-    publisher.publish(TFMessage(transforms=[matrix_to_transform_stamped(
-        np.eye(4), 'map', 'base_link', node.get_clock().now().to_msg())]))
+    from leo_ros.ros.tf import TransformPublisher
+    publisher = TransformPublisher(node)
+    publisher.send_static([matrix_to_transform_stamped(
+        np.eye(4), 'map', 'base_link', node.get_clock().now().to_msg())])
     return publisher
 
 

@@ -407,9 +407,9 @@ def _depth_scene():
 def test_perception_refuses_bad_intrinsics_and_clears_memory_on_world_reset(agent, tmp_path):
     from leo_ros.msg import SceneObjects
     from leo_ros.ros.conversions import array_to_image
-    from leo_ros.ros.harness import change_state
-    from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
-                           ReliabilityPolicy)
+    from leo_ros.ros.lifecycle_client import change_node_state
+    from leo_ros.ros.qos import latched_qos
+    from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
     node, env = agent['node'], agent['env']
@@ -422,7 +422,8 @@ def test_perception_refuses_bad_intrinsics_and_clears_memory_on_world_reset(agen
         log_path=tmp_path / 'perception.log')
     try:
         for transition in ('configure', 'activate'):
-            assert change_state(node, 'depth_perception', transition, 60.0), perception.output
+            ok, why = change_node_state(node, 'depth_perception', transition, 60.0)
+            assert ok, f'{why}\n{perception.output}'
         got = []
         node.create_subscription(SceneObjects, 'test/objects', got.append,
                                  qos_profile_sensor_data)
@@ -450,9 +451,7 @@ def test_perception_refuses_bad_intrinsics_and_clears_memory_on_world_reset(agen
             perception.output[-2000:]
         old_ids = {o.id for m in got for o in m.objects}
         # A world reset (what sim_node publishes on /sim/reset) clears the memory at once.
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
-        resets = node.create_publisher(Header, 'leo/world_reset', latched)
+        resets = node.create_publisher(Header, 'leo/world_reset', latched_qos())
         time.sleep(0.5)
         resets.publish(Header(stamp=node.get_clock().now().to_msg(), frame_id='map'))
         time.sleep(0.5)

@@ -4,15 +4,13 @@ import math
 
 from leo_ros.ros.tf import (planar_pose, transform_scene_tokens, TransformTree,
                             TransformUnavailable)
+from leo_ros.sim.geometry import pose_matrix
 import numpy as np
 import pytest
 
 
 def _planar(x, y, yaw):
-    matrix = np.eye(4)
-    matrix[:2, :2] = [[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]]
-    matrix[:2, 3] = (x, y)
-    return matrix
+    return pose_matrix(x, y, 0.0, yaw)
 
 
 def test_tree_composes_along_the_chain_and_inverts():
@@ -66,14 +64,14 @@ def test_scene_tokens_turn_with_the_transform():
 
 
 def test_sim_frames_chain_to_the_rendered_camera_pose():
-    from leo_ros.nodes.sim_node import camera_mount, planar_matrix
+    from leo_ros.sim.world import camera_mount
     from leo_ros.sim.world import World
     world = World(0)
     x, y, _ = world.robot_pose
     world.robot = (x, y, 0.7)
     link, optical = camera_mount(world.config.robot)
-    odom = planar_matrix(1.5, -0.5, 0.3)
-    base_in_odom = np.linalg.inv(odom) @ planar_matrix(*world.robot_pose)
+    odom = _planar(1.5, -0.5, 0.3)
+    base_in_odom = np.linalg.inv(odom) @ _planar(*world.robot_pose)
     assert odom @ base_in_odom @ link @ optical == pytest.approx(world.camera_pose())
     assert optical[:3, 2] == pytest.approx([1.0, 0.0, 0.0])   # optical z looks along link x
 

@@ -345,14 +345,9 @@ class BagReader:
                           metadata=self.metadata)
 
     def _rosbag2_metadata(self, reader):
-        import yaml
-        for record in reader.iter_metadata():
-            if record.name == 'rosbag2' and 'serialized_metadata' in record.metadata:
-                try:
-                    return yaml.safe_load(record.metadata['serialized_metadata']) or {}
-                except yaml.YAMLError as error:
-                    self.problems.append(f'rosbag2 metadata is not YAML: {error}')
-        return {}
+        """Return the first readable rosbag2 metadata of a seeking reader ({} if none)."""
+        parsed = (self._parse_metadata(record) for record in reader.iter_metadata())
+        return next((m for m in parsed if m is not None), {})
 
     def messages(self, topics=None, start_ns=None):
         """
@@ -419,17 +414,22 @@ class BagReader:
             elif isinstance(item, Header):
                 self.profile, self.library = item.profile, item.library
             elif isinstance(item, Metadata):
-                self._read_metadata(item)
+                parsed = self._parse_metadata(item)
+                if parsed is not None:
+                    self.metadata = parsed
             elif isinstance(item, Footer):
                 self.complete = True
 
-    def _read_metadata(self, record):
+    def _parse_metadata(self, record):
+        """Return a metadata record's rosbag2 ``metadata.yaml`` as a dict, None if it has none."""
         import yaml
-        if record.name == 'rosbag2' and 'serialized_metadata' in record.metadata:
-            try:
-                self.metadata = yaml.safe_load(record.metadata['serialized_metadata']) or {}
-            except yaml.YAMLError as error:
-                self.problems.append(f'rosbag2 metadata is not YAML: {error}')
+        if record.name != 'rosbag2' or 'serialized_metadata' not in record.metadata:
+            return None
+        try:
+            return yaml.safe_load(record.metadata['serialized_metadata']) or {}
+        except yaml.YAMLError as error:
+            self.problems.append(f'rosbag2 metadata is not YAML: {error}')
+            return None
 
     def _note(self, text):
         if text not in self.problems:

@@ -50,8 +50,7 @@ class LifecycleManager:
         timeout = self.settings['transition_timeout']
         success, why = change_state(self.change[name], self.get[name], label, timeout)
         if not success:
-            self.errors[name] = f'{why} (within {timeout:.0f} s)' if 'within' not in why \
-                else why
+            self.errors[name] = why     # says the timeout where there was one
             self.node.get_logger().error(f'{name}: {self.errors[name]}')
         return success
 

@@ -112,9 +112,7 @@ SEGMENTATION_FIELDS = ('plane_distance', 'plane_min_extent', 'plane_min_fraction
 def declare_config(node):
     """Declare every parameter (descriptions, limits); return (settings dict, PerceptionConfig)."""
     from leo_ros.ros.parameters import declare
-    values = declare(node, PARAMETERS)
-    if values['input'] not in ('points', 'depth'):
-        raise ValueError(f"parameter input must be 'points' or 'depth', got {values['input']!r}")
+    values = declare(node, PARAMETERS)          # input's choices are checked there
     segmentation = replace(SegmentationConfig(),
                            **{name: values[name] for name in SEGMENTATION_FIELDS})
     memory = SceneMemoryConfig(
@@ -132,8 +130,8 @@ class PerceptionNode:
     """
     The ROS adapter around :class:`~leo_ros.perception.pipeline.PerceptionPipeline`.
 
-    :param node: an rclpy Node or LifecycleNode (a plain Node is configured and activated at
-        once; a LifecycleNode waits for its lifecycle manager)
+    :param node: an rclpy LifecycleNode; frames are processed once its lifecycle manager has
+        configured and activated it (leo_ros.ros.node_runner)
     :param classify: optional ``classify(tokens) -> (labels, confidences)`` (see the pipeline)
     """
 
@@ -200,9 +198,6 @@ class PerceptionNode:
         from leo_ros.ros.parameters import warn_undeclared
         node.add_on_set_parameters_callback(self._on_set_parameters)
         warn_undeclared(node, PARAMETERS)
-        if not hasattr(node, 'trigger_configure'):     # a plain Node: no lifecycle manager
-            self.configure()
-            self.activate()
 
     # --- lifecycle (rclpy.lifecycle; leo_ros.ros.node_runner wires these) ------------------
 
@@ -311,15 +306,13 @@ class PerceptionNode:
 
     def _subscribe_world_reset(self, group):
         """Clear the memory on leo/world_reset (sim_node's /sim/reset); count refusals."""
+        from leo_ros.ros.qos import latched_qos
         from leo_ros.ros.validation import RefusalCounter
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from std_msgs.msg import Header
         self.refused = RefusalCounter()       # refused frames by reason (diagnostics)
         self.reset_stamp = None               # frames stamped before it are of an old world
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
-        self.node.create_subscription(Header, 'leo/world_reset', self.on_world_reset, latched,
-                                      callback_group=group)
+        self.node.create_subscription(Header, 'leo/world_reset', self.on_world_reset,
+                                      latched_qos(), callback_group=group)
 
     def on_world_reset(self, msg):
         """Forget the scene of a world that was reset; drop frames stamped before it."""

@@ -50,8 +50,9 @@ class PolicyNode:
     """
     ROS adapter around :class:`AgentCore`; holds no model math.
 
-    :param node: an rclpy Node or LifecycleNode (a plain Node is configured and activated at
-        once; a LifecycleNode waits for its lifecycle manager)
+    :param node: an rclpy LifecycleNode; it serves at once, and moves the robot once its
+        lifecycle manager has configured and activated it (leo_ros.ros.node_runner)
+    :param load: ``load(model_path, device, dtype)`` -> the policy
     """
 
     def __init__(self, node, load=load_policy):
@@ -130,9 +131,6 @@ class PolicyNode:
                           callback_group=inputs)
         node.add_on_set_parameters_callback(self._on_set_parameters)
         warn_undeclared(node, ALL_PARAMETERS)
-        if not hasattr(node, 'trigger_configure'):     # a plain Node: no lifecycle manager
-            self.configure()
-            self.activate()
 
     # --- lifecycle (rclpy.lifecycle; leo_ros.ros.node_runner wires these) --------------------
     def configure(self):
@@ -241,11 +239,10 @@ class PolicyNode:
 
     def _subscribe_world(self, group):
         """Subscribe the map (bounds, occupancy) and world resets (forget the scene)."""
+        from leo_ros.ros.qos import latched_qos
         from nav_msgs.msg import OccupancyGrid
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from std_msgs.msg import Header
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
+        latched = latched_qos()
         self.map_status = 'none: map_* parameters'
         self.node.create_subscription(OccupancyGrid, 'map', self._on_map, latched,
                                       callback_group=group)
@@ -319,9 +316,9 @@ class PolicyNode:
                     tokens = self._scene_in_fixed_frame(scene[0])   # validated in _on_scene
                     self.core.set_scene(tokens, scene[1])
                     self.scene_problem = ''
+                except ConversionError:
+                    raise                           # a bad message, not a bad scene: below
                 except ValueError as error:
-                    if isinstance(error, ConversionError):
-                        raise
                     self.scene_problem = f'scene refused: {error}'
             if image is not None and image is not last_image:
                 try:
@@ -335,19 +332,19 @@ class PolicyNode:
 
     # --- serving -----------------------------------------------------------------------------
     def _decide(self, instruction, dry_run):
+        """Refuse on the node's own inputs (an unusable scene, no pose); else the core decides."""
         from leo_ros.agent.instructions import clean_instruction, InstructionError
         self._refresh_inputs()
+        # A bad instruction, a model not ready and no scene: the core says what is wrong.
         try:
             clean_instruction(instruction)
-        except InstructionError:          # the core says what is wrong with it
-            return self.core.decide(instruction, self._now(), dry_run=dry_run)
-        if self.core.policy is None:      # the core says why the model is not ready
-            return self.core.decide(instruction, self._now(), dry_run=dry_run)
-        if self.scene_problem:
+            checked = self.core.policy is not None
+        except InstructionError:
+            checked = False
+        if checked and self.scene_problem:
             return Outcome(False, error=self.scene_problem)
-        if self.core.scene_age(self._now()) is None:
-            return self.core.decide(instruction, self._now(), dry_run=dry_run)  # no scene
-        if self._lookup_pose(self.options['tf_timeout']) is None:
+        if checked and self.core.scene_age(self._now()) is not None and \
+                self._lookup_pose(self.options['tf_timeout']) is None:
             return Outcome(False, error=f'not ready: {self.pose_status}')
         return self.core.decide(instruction, self._now(), dry_run=dry_run)
 
@@ -723,9 +720,15 @@ class PolicyNode:
         self.pub_diagnostics.publish(array)
 
 
-def main(argv=None) -> int:
+def main(argv=None, load=load_policy) -> int:
+    """
+    Run policy_node as a lifecycle node.
+
+    :param load: ``load(model_path, device, dtype)`` of the policy (stand-ins in tests)
+    """
     from leo_ros.ros.node_runner import run_node
-    return run_node('policy_node', PolicyNode, argv, num_threads=6, lifecycle=True)
+    return run_node('policy_node', lambda node: PolicyNode(node, load=load), argv,
+                    num_threads=6, lifecycle=True)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,8 @@ import time
 
 from leo_ros.bags.mcap_bag import BagWriter, QosProfile
 from leo_ros.bags.record import RecordConfig, subscription_qos
-from leo_ros.nodes.replay_node import message_class
+from leo_ros.ros.conversions import message_class
+from leo_ros.ros.qos import rclpy_qos
 
 
 def offered_profiles(node, topic):
@@ -39,17 +40,6 @@ def offered_profiles(node, topic):
             liveliness_lease_ns=int(qos.liveliness_lease_duration.nanoseconds),
             avoid_ros_namespace_conventions=bool(qos.avoid_ros_namespace_conventions)))
     return profiles
-
-
-def rclpy_qos(profile: QosProfile):
-    """Return the rclpy QoSProfile of a :class:`QosProfile` (depth, reliability, durability)."""
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-    qos = QoSProfile(depth=max(int(profile.depth), 1))
-    qos.reliability = ReliabilityPolicy.BEST_EFFORT if profile.reliability == 'best_effort' \
-        else ReliabilityPolicy.RELIABLE
-    qos.durability = DurabilityPolicy.TRANSIENT_LOCAL \
-        if profile.durability == 'transient_local' else DurabilityPolicy.VOLATILE
-    return qos
 
 
 class BagRecorder:

@@ -8,14 +8,15 @@ summary says what could not. ``leo-replay`` (leo_ros.tools.replay) is the comman
 """
 
 from collections import Counter
-import importlib
 import signal
 import sys
 import threading
 import time
 
-from leo_ros.bags.mcap_bag import BagError, BagReader
+from leo_ros.bags.mcap_bag import BagError, BagReader, QosProfile
 from leo_ros.bags.replay import ReplayConfig, Schedule
+from leo_ros.ros.conversions import message_class
+from leo_ros.ros.qos import rclpy_qos
 import numpy as np
 
 
@@ -23,17 +24,6 @@ import numpy as np
 PRESCAN_SECONDS = 2.0
 #: ``--wait-for-subscribers`` gives up after this long
 SUBSCRIBER_TIMEOUT = 30.0
-
-
-def message_class(type_name: str):
-    """Return the Python class of 'pkg/msg/Type', or None when it is not installed."""
-    parts = str(type_name).split('/')
-    if len(parts) != 3 or not all(parts):
-        return None
-    try:
-        return getattr(importlib.import_module(f'{parts[0]}.{parts[1]}'), parts[2])
-    except (ImportError, AttributeError):
-        return None
 
 
 def prefetched(messages, stopping, depth=32):
@@ -81,14 +71,7 @@ def prefetched(messages, stopping, depth=32):
 
 def publisher_qos(info):
     """Return the QoS to publish a bag topic with: the first recorded offered profile."""
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-    profile = info.qos[0] if info.qos else None
-    qos = QoSProfile(depth=max(int(profile.depth), 1) if profile else 10)
-    if profile is not None and profile.reliability == 'best_effort':
-        qos.reliability = ReliabilityPolicy.BEST_EFFORT
-    if profile is not None and profile.durability == 'transient_local':
-        qos.durability = DurabilityPolicy.TRANSIENT_LOCAL
-    return qos
+    return rclpy_qos(info.qos[0] if info.qos else QosProfile())
 
 
 class BagPlayer:

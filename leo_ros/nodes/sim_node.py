@@ -24,13 +24,16 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, Twist
 from leo_ros.actions.types import EEDelta
 from leo_ros.msg import ManipulatorCommand
-from leo_ros.ros.conversions import (array_to_image, camera_info_msg, matrix_to_pose, pose_stamped,
-                                     quaternion_to_yaw, xyz_rgb_to_pointcloud2)
+from leo_ros.ros.conversions import (matrix_to_pose, pose_stamped, quaternion_to_yaw,
+                                     rendered_frame_messages)
 from leo_ros.ros.env import apply_ros_environment
 from leo_ros.ros.parameters import Spec
+from leo_ros.ros.qos import latched_qos
+from leo_ros.ros.tf import planar_pose
+from leo_ros.sim.geometry import pose_matrix
 from leo_ros.sim.render import CameraConfig
 from leo_ros.sim.sensor import SensorConfig
-from leo_ros.sim.world import World, WorldConfig
+from leo_ros.sim.world import camera_mount, World, WorldConfig
 from leo_ros.srv import ResetWorld, SaveTopdown, TaskStatus
 from nav_msgs.msg import Odometry
 import numpy as np
@@ -38,7 +41,7 @@ import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
@@ -148,31 +151,6 @@ SIM_PARAMETERS = {name: Spec(getattr(SimNodeConfig, name), description, *limits,
 }.items()}
 
 
-def planar_matrix(x, y, yaw) -> np.ndarray:
-    """Return the (4, 4) pose of a planar frame at (x, y) with heading ``yaw``."""
-    c, s = math.cos(yaw), math.sin(yaw)
-    matrix = np.eye(4)
-    matrix[:2, :2] = [[c, -s], [s, c]]
-    matrix[:2, 3] = (x, y)
-    return matrix
-
-
-def camera_mount(robot_config):
-    """
-    Return the static transforms (base -> camera_link, camera_link -> optical) as (4, 4).
-
-    camera_link sits at ``camera_xyz`` on the base, pitched down by ``camera_pitch`` (x forward,
-    z up, REP-103); the optical frame turns it to z forward, x right, y down.
-    """
-    c, s = math.cos(robot_config.camera_pitch), math.sin(robot_config.camera_pitch)
-    link = np.eye(4)
-    link[:3, :3] = [[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]
-    link[:3, 3] = robot_config.camera_xyz
-    optical = np.eye(4)
-    optical[:3, :3] = [[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
-    return link, optical
-
-
 class SimNode(Node):
     """The world, stepped and rendered in a worker thread."""
 
@@ -190,7 +168,6 @@ class SimNode(Node):
         self._lock = threading.Lock()
 
         sensor = qos_profile_sensor_data
-        latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.pub_image = self.create_publisher(Image, 'camera/image', sensor)
         self.pub_depth = self.create_publisher(Image, 'camera/depth', sensor)
         self.pub_info = self.create_publisher(CameraInfo, 'camera/camera_info', sensor)
@@ -198,7 +175,7 @@ class SimNode(Node):
         self.pub_camera_pose = self.create_publisher(PoseStamped, 'camera/pose', 10)
         self.pub_odom = self.create_publisher(Odometry, 'odom', 10)
         self.pub_pose = self.create_publisher(PoseStamped, 'robot_pose', 10)
-        self.pub_status = self.create_publisher(String, 'sim/status', latched)
+        self.pub_status = self.create_publisher(String, 'sim/status', latched_qos(10))
         self._create_world_publishers()
         from diagnostic_msgs.msg import DiagnosticArray
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -206,8 +183,8 @@ class SimNode(Node):
                         'last_error': ''}
         self._rate_window = deque(maxlen=50)      # publish times, for the achieved rate
         self.create_timer(1.0, self._publish_diagnostics)
-        self.map_from_odom = planar_matrix(self.config.odom_x, self.config.odom_y,
-                                           self.config.odom_yaw)
+        self.map_from_odom = pose_matrix(self.config.odom_x, self.config.odom_y, 0.0,
+                                         self.config.odom_yaw)
         self.tf = None
         if self.config.publish_tf:
             from leo_ros.ros.conversions import matrix_to_transform_stamped
@@ -260,12 +237,9 @@ class SimNode(Node):
     def _create_world_publishers(self):
         """Create the map (latched, like map_server) and leo/world_reset (latched) publishers."""
         from nav_msgs.msg import OccupancyGrid
-        from rclpy.qos import ReliabilityPolicy
         from std_msgs.msg import Header
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
-        self.pub_map = self.create_publisher(OccupancyGrid, 'map', latched)
-        self.pub_world_reset = self.create_publisher(Header, 'leo/world_reset', latched)
+        self.pub_map = self.create_publisher(OccupancyGrid, 'map', latched_qos())
+        self.pub_world_reset = self.create_publisher(Header, 'leo/world_reset', latched_qos())
         self._publishing = threading.Lock()    # held while a frame goes out
 
     def _publish_world(self, reset=True):
@@ -412,7 +386,7 @@ class SimNode(Node):
         if self.pub_clock is not None:
             from rosgraph_msgs.msg import Clock
             self.pub_clock.publish(Clock(clock=stamp))
-        odom_from_base = np.linalg.inv(self.map_from_odom) @ planar_matrix(*pose)
+        odom_from_base = np.linalg.inv(self.map_from_odom) @ pose_matrix(*pose[:2], 0.0, pose[2])
         if self.tf is not None:     # before the data that needs it
             from leo_ros.ros.conversions import matrix_to_transform_stamped
             self.tf.send([
@@ -420,19 +394,14 @@ class SimNode(Node):
                                             stamp),
                 matrix_to_transform_stamped(odom_from_base, cfg.odom_frame, cfg.base_frame,
                                             stamp)])
-        self.pub_image.publish(array_to_image(frame.rgb, 'rgb8', cfg.camera_frame, stamp))
-        self.pub_depth.publish(array_to_image(frame.depth, '32FC1', cfg.camera_frame, stamp))
-        self.pub_info.publish(camera_info_msg(frame.intrinsics, *frame.rgb.shape[:2],
-                                              cfg.camera_frame, stamp))
+        messages = rendered_frame_messages(frame, cfg.camera_frame, cfg.map_frame, stamp,
+                                           points=cfg.publish_points, instances=True)
+        self.pub_image.publish(messages['image'])
+        self.pub_depth.publish(messages['depth'])
+        self.pub_info.publish(messages['camera_info'])
         if cfg.publish_points:
-            self.pub_points.publish(xyz_rgb_to_pointcloud2(
-                frame.points, frame.rgb, cfg.camera_frame, stamp,
-                extra_fields={'instance': frame.instance_ids}))
-        camera = PoseStamped()
-        camera.header.frame_id = cfg.map_frame
-        camera.header.stamp = stamp
-        camera.pose = matrix_to_pose(frame.camera_pose)
-        self.pub_camera_pose.publish(camera)
+            self.pub_points.publish(messages['points'])
+        self.pub_camera_pose.publish(messages['camera_pose'])
         robot = pose_stamped(*pose, frame_id=cfg.map_frame, stamp=stamp)
         self.pub_pose.publish(robot)
         odom = Odometry()
@@ -478,8 +447,7 @@ class SimNode(Node):
             self._say(f'refused goal: {exc}', error=True)
             return
         if frame == self.config.odom_frame:    # into the map, where the world plans
-            goal = self.map_from_odom @ planar_matrix(x, y, yaw)
-            x, y, yaw = goal[0, 3], goal[1, 3], math.atan2(goal[1, 0], goal[0, 0])
+            x, y, yaw = planar_pose(self.map_from_odom @ pose_matrix(x, y, 0.0, yaw))
         if not all(math.isfinite(v) for v in (x, y, yaw)):
             self._say(f'refused goal: not finite ({x}, {y}, {yaw})', error=True)
             return

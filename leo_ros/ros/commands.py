@@ -83,10 +83,7 @@ def grasp_poses(action: PickPlace, frame_id, pregrasp_offset, stamp=None):
     The grasp is top-down at the pick pose; the pre-grasp lies ``pregrasp_offset`` above it.
     """
     def stamped(x, y, z, yaw):
-        msg = PoseStamped(pose=_pose(x, y, z, yaw))
-        msg.header.frame_id = frame_id
-        msg.header.stamp = to_stamp(stamp)
-        return msg
+        return pose_stamped(x, y, yaw, frame_id=frame_id, stamp=stamp, z=z)
     grasp = stamped(action.pick_x, action.pick_y, action.pick_z, action.pick_yaw)
     pregrasp = stamped(action.pick_x, action.pick_y, action.pick_z + pregrasp_offset,
                        action.pick_yaw)

@@ -94,6 +94,17 @@ def _library_xyz(msg, cloud):
     return np.asarray(xyz, np.float32).reshape(cloud.shape + (3,))
 
 
+def message_class(type_name: str):
+    """Return the Python class of 'pkg/msg/Type', or None when it is not installed."""
+    parts = str(type_name).split('/')
+    if len(parts) != 3 or not all(parts):
+        return None
+    try:
+        return getattr(importlib.import_module(f'{parts[0]}.{parts[1]}'), parts[2])
+    except (ImportError, AttributeError):
+        return None
+
+
 def to_stamp(stamp):
     """Return a builtin_interfaces/Time from a Time message, float seconds or None."""
     header = Header()
@@ -490,6 +501,33 @@ def pose_stamped(x, y, yaw, frame_id='map', stamp=None, z=0.0) -> PoseStamped:
     msg.pose.position = Point(x=float(x), y=float(y), z=float(z))
     msg.pose.orientation = yaw_to_quaternion(yaw)
     return msg
+
+
+def rendered_frame_messages(frame, camera_frame, fixed_frame, stamp=None, points=True,
+                            instances=False) -> dict:
+    """
+    Return the camera messages of one rendered RGB-D frame, as a depth camera driver sends them.
+
+    :param frame: a rendered frame (``leo_ros.sim.render``): ``rgb`` (H, W, 3) uint8, ``depth``
+        (H, W) metres, ``intrinsics`` (3, 3), ``points`` (H, W, 3) in the camera frame,
+        ``camera_pose`` (4, 4) in the fixed frame, ``instance_ids`` (H, W)
+    :param points: also the organized cloud (the largest message)
+    :param instances: the cloud carries the int32 ``instance`` field (the world's ground truth)
+    :return: {'image', 'depth', 'camera_info', 'camera_pose'[, 'points']}
+    """
+    camera = PoseStamped()
+    camera.header = Header(frame_id=fixed_frame, stamp=to_stamp(stamp))
+    camera.pose = matrix_to_pose(frame.camera_pose)
+    messages = {'image': array_to_image(frame.rgb, 'rgb8', camera_frame, stamp),
+                'depth': array_to_image(frame.depth, '32FC1', camera_frame, stamp),
+                'camera_info': camera_info_msg(frame.intrinsics, *frame.rgb.shape[:2],
+                                               camera_frame, stamp),
+                'camera_pose': camera}
+    if points:
+        messages['points'] = xyz_rgb_to_pointcloud2(
+            frame.points, frame.rgb, camera_frame, stamp,
+            extra_fields={'instance': frame.instance_ids} if instances else None)
+    return messages
 
 
 def transform_to_matrix(transform) -> np.ndarray:

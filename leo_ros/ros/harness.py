@@ -14,6 +14,7 @@ exercise perception too use ``leo-agent --sim`` instead.
 trained model, and every refusal they see comes from the node's own gates.
 """
 
+from contextlib import contextmanager
 import sys
 import threading
 import time
@@ -22,19 +23,6 @@ from leo_ros.ros.process import ManagedProcess, wait_until
 
 #: sim_node settings that keep the world cheap: no cloud (no perception here), a small camera
 LIGHT_SIM = {'width': 160, 'height': 120, 'publish_points': False, 'rate': 10.0}
-
-
-def change_state(node, name, transition, timeout=60.0) -> bool:
-    """Call ``<name>/change_state`` with a lifecycle transition label ('configure', ...)."""
-    from leo_ros.ros.lifecycle_client import change_state as run_transition
-    from lifecycle_msgs.srv import ChangeState, GetState
-    change = node.create_client(ChangeState, f'{name}/change_state')
-    get = node.create_client(GetState, f'{name}/get_state')
-    try:
-        return run_transition(change, get, transition, timeout)[0]
-    finally:
-        node.destroy_client(change)
-        node.destroy_client(get)
 
 
 class WorldSceneFeed:
@@ -123,6 +111,7 @@ class AgentHarness:
     def start(self, timeout=240.0) -> str:
         """Bring the policy up and wait until it answers; return '' or what went wrong."""
         from leo_ros.ros.instruct_client import InstructClient
+        from leo_ros.ros.lifecycle_client import change_node_state
         from lifecycle_msgs.srv import ChangeState
         probe = self.node.create_client(ChangeState, 'policy_node/change_state')
         up = wait_until(lambda: probe.service_is_ready() or not self.alive(), timeout, 0.2)
@@ -131,7 +120,7 @@ class AgentHarness:
             return (f'policy_node or sim_node did not come up:\n{self.policy.output[-3000:]}'
                     f'\n{self.sim.output[-2000:]}')
         for transition in ('configure', 'activate'):
-            if not change_state(self.node, 'policy_node', transition, timeout):
+            if not change_node_state(self.node, 'policy_node', transition, timeout)[0]:
                 return f'policy_node did not {transition}:\n{self.policy.output[-3000:]}'
         client = InstructClient(self.node)
         if not client.wait(timeout):
@@ -164,13 +153,37 @@ class AgentHarness:
             process.stop()
 
 
+@contextmanager
+def spun_node(name, num_threads=3):
+    """
+    Start rclpy and yield a node spun in a background thread; shut both down after.
+
+    :param num_threads: MultiThreadedExecutor threads; 1: a SingleThreadedExecutor (less
+        overhead per callback, for timing message arrivals)
+    """
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    rclpy.init()
+    node = rclpy.create_node(name)
+    executor = SingleThreadedExecutor() if num_threads == 1 else \
+        MultiThreadedExecutor(num_threads=num_threads)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        yield node
+    finally:
+        executor.shutdown()
+        spinner.join(timeout=5)
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
 def main(argv=None) -> int:
     """Run policy_node with the PointingPolicy (model_path 'pointing' or 'pointing:DELAY')."""
     from leo_ros.agent.stand_in_policies import load_pointing_policy
-    from leo_ros.nodes.policy_node import PolicyNode
-    from leo_ros.ros.node_runner import run_node
-    return run_node('policy_node', lambda node: PolicyNode(node, load=load_pointing_policy),
-                    argv, num_threads=6, lifecycle=True)
+    from leo_ros.nodes import policy_node
+    return policy_node.main(argv, load=load_pointing_policy)
 
 
 if __name__ == '__main__':

@@ -69,3 +69,19 @@ def change_state(change_client, get_client, label, timeout=60.0, retry_after=5.0
             return True, ''
         send = state not in TRANSITION_STATES   # still under way: wait, do not send again
     return False, f'{label}: no answer within {timeout:.0f} s'
+
+
+def change_node_state(node, name, label, timeout=60.0):
+    """
+    Run transition ``label`` of node ``name`` through clients of ``node`` made for this call.
+
+    :return: (success, why), as :func:`change_state`
+    """
+    from lifecycle_msgs.srv import ChangeState, GetState
+    change = node.create_client(ChangeState, f'{name}/change_state')
+    get = node.create_client(GetState, f'{name}/get_state')
+    try:
+        return change_state(change, get, label, timeout)
+    finally:
+        node.destroy_client(change)
+        node.destroy_client(get)

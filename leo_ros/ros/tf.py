@@ -63,11 +63,6 @@ class TransformTree:
             entries = (entries + [entry])[-self.history:]
             self._edges[child] = (parent, static, entries)
 
-    def frames(self):
-        """Return every frame the tree knows."""
-        with self._lock:
-            return set(self._edges) | {edge[0] for edge in self._edges.values()}
-
     def _edge(self, frame, stamp, now):
         parent, static, entries = self._edges[frame]
         if static:
@@ -168,7 +163,8 @@ class Transforms:
             self._buffer = tf2_ros.Buffer()
             self._listener = tf2_ros.TransformListener(self._buffer, node)
             return
-        from rclpy.qos import DurabilityPolicy, QoSProfile
+        from leo_ros.ros.qos import latched_qos
+        from rclpy.qos import QoSProfile
         try:
             from tf2_msgs.msg import TFMessage
         except ImportError as error:
@@ -178,9 +174,8 @@ class Transforms:
         self.tree = TransformTree(max_age=max_age)
         node.create_subscription(TFMessage, '/tf', lambda msg: self._store(msg, False),
                                  QoSProfile(depth=100), callback_group=callback_group)
-        static = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         node.create_subscription(TFMessage, '/tf_static', lambda msg: self._store(msg, True),
-                                 static, callback_group=callback_group)
+                                 latched_qos(100), callback_group=callback_group)
 
     def _store(self, msg, static):
         from leo_ros.ros.conversions import (ConversionError, stamp_to_seconds,
@@ -242,12 +237,11 @@ class TransformPublisher:
             self._send = self._dynamic.sendTransform
             self._send_static = self._static_broadcaster.sendTransform
             return
-        from rclpy.qos import DurabilityPolicy, QoSProfile
+        from leo_ros.ros.qos import latched_qos
+        from rclpy.qos import QoSProfile
         from tf2_msgs.msg import TFMessage
         dynamic = node.create_publisher(TFMessage, '/tf', QoSProfile(depth=100))
-        static = node.create_publisher(
-            TFMessage, '/tf_static',
-            QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        static = node.create_publisher(TFMessage, '/tf_static', latched_qos())
         self._send = lambda transforms: dynamic.publish(TFMessage(transforms=transforms))
         # Like tf2's static broadcaster: one latched message with every static transform.
         self._send_static = lambda transforms: static.publish(TFMessage(

@@ -25,11 +25,8 @@ out (``stop_ms``) and until odometry shows the base still (``halted_ms``).
 import argparse
 from collections import Counter
 import json
-import os
-import random
 import statistics
 import sys
-import threading
 import time
 
 import numpy as np
@@ -87,47 +84,35 @@ def _parse(argv):
 
 def main(argv=None) -> int:
     args = _parse(argv)
-    from leo_ros.ros.env import apply_ros_environment
-    from leo_ros.ros.process import ManagedProcess, wait_until
-    domain = os.environ.get('ROS_DOMAIN_ID') or str(random.Random().randint(120, 200))
-    env = {'ROS_DOMAIN_ID': domain, 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
-    os.environ.update(env)
-    apply_ros_environment()
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
     from leo_ros.ros.agent_client import AgentClient
-
+    from leo_ros.ros.env import private_domain
+    from leo_ros.ros.harness import spun_node
+    from leo_ros.ros.process import ManagedProcess, wait_until
+    env = private_domain()
     agent = ManagedProcess([sys.executable, '-m', 'leo_ros.tools.agent', '--sim', '--model-path',
                             args.model_path], env=env, name='leo-agent')
-    rclpy.init()
-    node = rclpy.create_node('leo_bench_e2e')
-    client = AgentClient(node)
-    goals = _watch_goals(node)
-    executor = MultiThreadedExecutor(num_threads=3)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     first_ms, stop_ms, halted_ms, outcomes = [], [], [], []
     try:
-        print(f'started leo-agent --sim on ROS_DOMAIN_ID={domain}; waiting for the model')
-        ready = wait_until(lambda: client.instruct.wait(0.5) and client.scene_at is not None,
-                           timeout=args.startup_timeout, period=0.5)
-        if not ready or agent.poll() is not None:
-            print(f'agent did not come up:\n{agent.output[-3000:]}', file=sys.stderr)
-            return 1
-        # The service exists before the model is loaded: wait until it answers for real.
-        wait_until(lambda: 'not ready' not in client.instruct.call(
-            'hello', timeout=30.0, spin=False).error, timeout=args.startup_timeout, period=1.0)
-        for trial in tqdm(range(args.trials), desc='e2e'):
-            outcome = _trial(args, client, goals, trial, first_ms)
-            outcomes.append(outcome)
-            if outcome[0] != 'reset_failed':
-                _time_stop(client, stop_ms, halted_ms)
+        with spun_node('leo_bench_e2e') as node:
+            client = AgentClient(node)
+            goals = _watch_goals(node)
+            print(f'started leo-agent --sim on ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}; waiting '
+                  'for the model')
+            ready = wait_until(lambda: client.instruct.wait(0.5) and client.scene_at is not None,
+                               timeout=args.startup_timeout, period=0.5)
+            if not ready or agent.poll() is not None:
+                print(f'agent did not come up:\n{agent.output[-3000:]}', file=sys.stderr)
+                return 1
+            # The service exists before the model is loaded: wait until it answers for real.
+            wait_until(lambda: 'not ready' not in client.instruct.call(
+                'hello', timeout=30.0, spin=False).error, timeout=args.startup_timeout,
+                period=1.0)
+            for trial in tqdm(range(args.trials), desc='e2e'):
+                outcome = _trial(args, client, goals, trial, first_ms)
+                outcomes.append(outcome)
+                if outcome[0] != 'reset_failed':
+                    _time_stop(client, stop_ms, halted_ms)
     finally:
-        executor.shutdown()
-        spinner.join(timeout=5)
-        node.destroy_node()
-        rclpy.try_shutdown()
         agent.stop()
     return _report(args, outcomes, first_ms, stop_ms, halted_ms)
 

@@ -15,7 +15,6 @@ The last line is ``key=value`` pairs.
 """
 
 import argparse
-import math
 import os
 from pathlib import Path
 import random
@@ -38,25 +37,18 @@ FRAME = 'camera_optical_frame'
 def frame_messages(frame, pose, stamp_ns):
     """Return {topic: message} of one rendered frame, as sim_node publishes them."""
     from builtin_interfaces.msg import Time
-    from geometry_msgs.msg import PoseStamped
-    from leo_ros.ros.conversions import array_to_image, camera_info_msg, matrix_to_pose, \
-        xyz_rgb_to_pointcloud2
+    from leo_ros.ros.conversions import rendered_frame_messages, yaw_to_quaternion
     from nav_msgs.msg import Odometry
     stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
-    info = camera_info_msg(frame.intrinsics, *frame.rgb.shape[:2], FRAME, stamp)
-    camera = PoseStamped()
-    camera.header.frame_id, camera.header.stamp = 'map', stamp
-    camera.pose = matrix_to_pose(frame.camera_pose)
+    camera = rendered_frame_messages(frame, FRAME, 'map', stamp)
     odom = Odometry()
     odom.header.frame_id, odom.header.stamp, odom.child_frame_id = 'odom', stamp, 'base_link'
     x, y, yaw = pose
     odom.pose.pose.position.x, odom.pose.pose.position.y = float(x), float(y)
-    odom.pose.pose.orientation.z, odom.pose.pose.orientation.w = math.sin(yaw / 2), \
-        math.cos(yaw / 2)
-    return {'/camera/points': xyz_rgb_to_pointcloud2(frame.points, frame.rgb, FRAME, stamp),
-            '/camera/image': array_to_image(frame.rgb, 'rgb8', FRAME, stamp),
-            '/camera/depth': array_to_image(frame.depth, '32FC1', FRAME, stamp),
-            '/camera/camera_info': info, '/camera/pose': camera, '/odom': odom}
+    odom.pose.pose.orientation = yaw_to_quaternion(yaw)
+    return {'/camera/points': camera['points'], '/camera/image': camera['image'],
+            '/camera/depth': camera['depth'], '/camera/camera_info': camera['camera_info'],
+            '/camera/pose': camera['camera_pose'], '/odom': odom}
 
 
 def write_world_bag(path, seconds, rate, seed, width=640, height=480):

@@ -18,10 +18,8 @@ the issue measured 34 MB per 1,000 new wordings before the instruction cache was
 """
 
 import argparse
-import os
 import random
 import sys
-import threading
 import time
 
 import numpy as np
@@ -110,7 +108,7 @@ def soak_instructions(args, env, node, log_dir):
 
 def soak_clouds(args, env, node, log_dir):
     """Run the cloud soak; return {node: MB per hour} and first/last RSS [MB]."""
-    from leo_ros.ros.harness import change_state
+    from leo_ros.ros.lifecycle_client import change_node_state
     from leo_ros.ros.process import ManagedProcess
     perception = ManagedProcess(
         [sys.executable, '-m', 'leo_ros.nodes.perception_node', '--ros-args', '-p',
@@ -123,7 +121,8 @@ def soak_clouds(args, env, node, log_dir):
     samples = {'perception_node': [], 'cloud_publisher': []}
     try:
         for transition in ('configure', 'activate'):
-            if not change_state(node, 'perception_node', transition, args.startup_timeout):
+            if not change_node_state(node, 'perception_node', transition,
+                                     args.startup_timeout)[0]:
                 raise RuntimeError(f'perception_node did not {transition}:\n'
                                    f'{perception.output[-2000:]}')
         pids = {'perception_node': perception.process.pid,
@@ -173,49 +172,35 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from pathlib import Path
-    from leo_ros.ros.env import apply_ros_environment
-    domain = os.environ.get('ROS_DOMAIN_ID') or str(random.Random().randint(120, 200))
-    env = {'ROS_DOMAIN_ID': domain, 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
-    os.environ.update(env)
-    apply_ros_environment()
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from leo_ros.ros.env import private_domain
+    from leo_ros.ros.harness import spun_node
+    env = private_domain()
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    rclpy.init()
-    node = rclpy.create_node('leo_bench_soak')
-    executor = MultiThreadedExecutor(num_threads=3)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     pairs = {}
     try:
-        if args.instructions > 0:
-            slopes, rss, count, errors = soak_instructions(args, env, node, log_dir)
-            print(f'instruction soak: {count} unique instructions ({errors} errors)')
-            for name, value in slopes.items():
-                print(f'  {name:16s} {value:9.1f} KB per 1000 instructions   RSS '
-                      f'{rss[name][0]:.0f} -> {rss[name][1]:.0f} MB (after the warm-up '
-                      f'{rss[name][2]:.0f}..{rss[name][3]:.0f} MB)')
-                pairs[f'{name}_kb_per_1000_instructions'] = f'{value:.1f}'
-            pairs['instructions'] = str(count)
-        if args.cloud_minutes > 0:
-            slopes, rss = soak_clouds(args, env, node, log_dir)
-            print(f'cloud soak: {args.cloud_minutes:g} min of {args.width}x{args.height} clouds '
-                  f'at {args.cloud_rate:g} Hz')
-            for name, value in slopes.items():
-                print(f'  {name:16s} {value:9.1f} MB per hour   RSS {rss[name][0]:.0f} -> '
-                      f'{rss[name][1]:.0f} MB (after the warm-up {rss[name][2]:.0f}..'
-                      f'{rss[name][3]:.0f} MB)')
-                pairs[f'{name}_mb_per_hour'] = f'{value:.1f}'
-            pairs['cloud_minutes'] = f'{args.cloud_minutes:g}'
+        with spun_node('leo_bench_soak') as node:
+            if args.instructions > 0:
+                slopes, rss, count, errors = soak_instructions(args, env, node, log_dir)
+                print(f'instruction soak: {count} unique instructions ({errors} errors)')
+                for name, value in slopes.items():
+                    print(f'  {name:16s} {value:9.1f} KB per 1000 instructions   RSS '
+                          f'{rss[name][0]:.0f} -> {rss[name][1]:.0f} MB (after the warm-up '
+                          f'{rss[name][2]:.0f}..{rss[name][3]:.0f} MB)')
+                    pairs[f'{name}_kb_per_1000_instructions'] = f'{value:.1f}'
+                pairs['instructions'] = str(count)
+            if args.cloud_minutes > 0:
+                slopes, rss = soak_clouds(args, env, node, log_dir)
+                print(f'cloud soak: {args.cloud_minutes:g} min of {args.width}x{args.height} '
+                      f'clouds at {args.cloud_rate:g} Hz')
+                for name, value in slopes.items():
+                    print(f'  {name:16s} {value:9.1f} MB per hour   RSS {rss[name][0]:.0f} -> '
+                          f'{rss[name][1]:.0f} MB (after the warm-up {rss[name][2]:.0f}..'
+                          f'{rss[name][3]:.0f} MB)')
+                    pairs[f'{name}_mb_per_hour'] = f'{value:.1f}'
+                pairs['cloud_minutes'] = f'{args.cloud_minutes:g}'
     except RuntimeError as error:
         print(f'soak failed: {error}', file=sys.stderr)
         return 1
-    finally:
-        executor.shutdown()
-        spinner.join(timeout=5)
-        node.destroy_node()
-        rclpy.try_shutdown()
     print(' '.join(f'{k}={v}' for k, v in pairs.items()))
     return 0

@@ -13,18 +13,19 @@ Target: p95 <= 100 ms over 20 stops.
 """
 
 import argparse
-import os
-import random
 import statistics
 import sys
-import threading
 import time
 
 import numpy as np
 
 
-def _trial(robot, kind, settle):
-    """Run one moving trial, call /leo/stop; return (stop ms, what was last) or None."""
+def _trial(robot, kind, turn, settle):
+    """
+    Run one moving trial, call /leo/stop; return (stop ms, what was last) or None.
+
+    :param turn: the trial's number among those of its kind; targets alternate with it
+    """
     from leo_ros.action import ExecuteInstruction
     from leo_ros.ros.process import wait_until
     from rclpy.action import ActionClient
@@ -33,15 +34,13 @@ def _trial(robot, kind, settle):
     if kind == 'nav':
         client = ActionClient(robot.node, ExecuteInstruction, 'leo/execute')
         client.wait_for_server(timeout_sec=10.0)
-        target = 'go to the chair' if robot.trip % 2 == 0 else 'go to the mug'
-        robot.trip += 1
+        target = 'go to the chair' if turn % 2 == 0 else 'go to the mug'
         client.send_goal_async(ExecuteInstruction.Goal(instruction=target))
         moving = wait_until(lambda: any(m.linear.x for m in robot.messages('cmd_vel', since)),
                             timeout=10.0, period=0.002)
     else:
         client = None
-        instruction = 'grab it' if robot.trip % 2 == 0 else 'release'
-        robot.trip += 1
+        instruction = 'grab it' if turn % 2 == 0 else 'release'
         reply = robot.instruct.call(instruction, timeout=20.0, spin=False)
         moving = reply.success and wait_until(
             lambda: robot.messages('leo/ee_twist', since), timeout=5.0, period=0.002)
@@ -68,47 +67,37 @@ def main(argv=None) -> int:
                         help='seconds to wait after each stop for late messages')
     args = parser.parse_args(argv)
 
-    from leo_ros.ros.env import apply_ros_environment
+    from leo_ros.ros.env import private_domain
+    from leo_ros.ros.harness import spun_node
     from leo_ros.ros.process import ManagedProcess
-    domain = os.environ.get('ROS_DOMAIN_ID') or str(random.Random().randint(120, 200))
-    env = {'ROS_DOMAIN_ID': domain, 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
-    os.environ.update(env)
-    apply_ros_environment()
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
+    from leo_ros.tools.stand_ins import MotionWatcher
+    env = private_domain()
     peers = [ManagedProcess([sys.executable, '-m', 'leo_ros.tools.stand_ins', kind,
                              '--ros-args', *extra], env=env, name=kind)
              for kind, extra in (('nav2', ['-p', 'speed:=0.5']), ('gripper', []),
                                  ('policy', ['-p', 'navigation:=nav2',
                                              '-p', 'ee_twist_duration:=2.0']))]
-    rclpy.init()
-    node = rclpy.create_node('leo_bench_stop')
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
-    from leo_ros.tools.stand_ins import MotionWatcher
-    robot = MotionWatcher(node)
-    stops, lasts, failed = [], [], 0
+    stops, failed = [], 0
     try:
-        robot.publish_scene(centers=((3.0, 0.0, 0.4), (-1.0, 0.0, 0.4)),
-                            labels=('chair', 'mug'))
-        robot.activate()
-        robot.ready()
-        for index in range(args.stops):
-            result = _trial(robot, 'nav' if index % 2 == 0 else 'arm', args.settle)
-            if result is None:
-                failed += 1
-                continue
-            stops.append(result[0])
-            lasts.append(result[1])
-            print(f'stop {index + 1:2d} ({"nav" if index % 2 == 0 else "arm"}): '
-                  f'{result[0]:6.1f} ms, last: {result[1]}', flush=True)
+        with spun_node('leo_bench_stop', num_threads=1) as node:
+            robot = MotionWatcher(node)
+            try:
+                robot.publish_scene(centers=((3.0, 0.0, 0.4), (-1.0, 0.0, 0.4)),
+                                    labels=('chair', 'mug'))
+                robot.activate()
+                robot.ready()
+                for index in range(args.stops):
+                    kind = 'nav' if index % 2 == 0 else 'arm'
+                    result = _trial(robot, kind, index // 2, args.settle)
+                    if result is None:
+                        failed += 1
+                        continue
+                    stops.append(result[0])
+                    print(f'stop {index + 1:2d} ({kind}): {result[0]:6.1f} ms, last: '
+                          f'{result[1]}', flush=True)
+            finally:
+                robot.close()
     finally:
-        robot.close()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
         for peer in peers:
             peer.stop()
     if not stops:

@@ -23,6 +23,7 @@ import threading
 import time
 
 from leo_ros.ros.process import wait_until
+from leo_ros.sim.geometry import pose_matrix
 import numpy as np
 
 #: every topic a motion command can go out on
@@ -79,8 +80,8 @@ class Nav2StandIn:
         stamp = self.node.get_clock().now().to_msg()
         with self.lock:
             x, y, yaw = self.pose
-        odom = _planar(*self.odom, 0.0)
-        base = _planar(x - self.odom[0], y - self.odom[1], yaw)
+        odom = pose_matrix(*self.odom, 0.0, 0.0)
+        base = pose_matrix(x - self.odom[0], y - self.odom[1], 0.0, yaw)
         self.tf.send([matrix_to_transform_stamped(odom, 'map', 'odom', stamp),
                       matrix_to_transform_stamped(base, 'odom', 'base_link', stamp)])
 
@@ -172,9 +173,9 @@ class MotionWatcher:
         from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
         from leo_ros.msg import ManipulatorCommand, SceneObjects
         from leo_ros.ros.instruct_client import InstructClient
-        from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile
+        from leo_ros.ros.tf import TransformPublisher
+        from rclpy.qos import qos_profile_sensor_data
         from std_msgs.msg import String
-        from tf2_msgs.msg import TFMessage
         self.node = node
         self.lock = threading.Lock()
         self.received = {topic: [] for topic in MOTION_TOPICS + ('leo_stand_in/events',)}
@@ -187,13 +188,10 @@ class MotionWatcher:
         self.instruct = InstructClient(node, 'leo/instruct')
         self.scenes = node.create_publisher(SceneObjects, 'leo/scene_objects',
                                             qos_profile_sensor_data)
-        self.tf_static = node.create_publisher(
-            TFMessage, '/tf_static', QoSProfile(depth=1,
-                                                durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.tf = TransformPublisher(node)
         self._scene = None
         self._stop = threading.Event()
         self._thread = None
-        self.trip = 0                 # benchmarks alternate targets with it
 
     def _keeper(self, topic):
         def keep(msg):
@@ -220,12 +218,9 @@ class MotionWatcher:
     def place_base(self, x=0.0, y=0.0, yaw=0.0, parent='map'):
         """Publish a static transform parent -> base_link (the robot stands still)."""
         from leo_ros.ros.conversions import matrix_to_transform_stamped
-        from tf2_msgs.msg import TFMessage
-        matrix = np.eye(4)
-        matrix[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
-        matrix[:2, 3] = (x, y)
-        self.tf_static.publish(TFMessage(transforms=[matrix_to_transform_stamped(
-            matrix, parent, 'base_link', self.node.get_clock().now().to_msg())]))
+        self.tf.send_static([matrix_to_transform_stamped(
+            pose_matrix(x, y, 0.0, yaw), parent, 'base_link',
+            self.node.get_clock().now().to_msg())])
 
     def publish_scene(self, frame_id='map', centers=((1.0, 0.5, 0.4), (2.0, 1.0, 0.4)),
                       labels=('mug', 'chair')):
@@ -267,17 +262,10 @@ class MotionWatcher:
 
     def activate(self, node_name='policy_node'):
         """Configure and activate a lifecycle node, as leo_lifecycle_manager does."""
-        from leo_ros.ros.lifecycle_client import change_state
-        from lifecycle_msgs.srv import ChangeState, GetState
-        change = self.node.create_client(ChangeState, f'{node_name}/change_state')
-        get = self.node.create_client(GetState, f'{node_name}/get_state')
-        try:
-            for label in ('configure', 'activate'):
-                success, why = change_state(change, get, label, timeout=20.0)
-                _require(success, f'{node_name}: {why}')
-        finally:
-            self.node.destroy_client(change)
-            self.node.destroy_client(get)
+        from leo_ros.ros.lifecycle_client import change_node_state
+        for label in ('configure', 'activate'):
+            success, why = change_node_state(self.node, node_name, label, timeout=20.0)
+            _require(success, f'{node_name}: {why}')
 
     def wait_action_server(self, action_type, name, timeout=60.0):
         """Wait until an action server (a stand-in peer) is up."""
@@ -380,13 +368,6 @@ def _require(condition, message):
         raise RuntimeError(str(message))
 
 
-def _planar(x, y, yaw):
-    matrix = np.eye(4)
-    matrix[:2, :2] = [[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]]
-    matrix[:2, 3] = (x, y)
-    return matrix
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     kind = argv[0] if argv else ''
@@ -398,9 +379,8 @@ def main(argv=None) -> int:
         return run_node('gripper_stand_in', GripperStandIn, ros_argv, num_threads=3)
     if kind == 'policy':
         from leo_ros.agent.stand_in_policies import ScriptedPolicy
-        from leo_ros.nodes.policy_node import PolicyNode
-        return run_node('policy_node', lambda node: PolicyNode(
-            node, load=lambda *_: ScriptedPolicy()), ros_argv, num_threads=6, lifecycle=True)
+        from leo_ros.nodes import policy_node
+        return policy_node.main(ros_argv, load=lambda *_: ScriptedPolicy())
     print('usage: leo_stand_ins {nav2,gripper,policy} [--ros-args ...]', file=sys.stderr)
     return 2
 
