@@ -142,3 +142,25 @@ def test_beats_random_weights(scores, family):
         return
     assert trained >= untrained + MARGIN[family], \
         f'{family}: trained {trained:.2f} vs random weights {untrained:.2f}'
+
+
+def test_the_agent_gate_refuses_on_top_of_the_model(trained):
+    """
+    ``leo-eval --gate`` scores what leo-agent does: the gate's refusals add to the model's own.
+
+    The decisions are the same with and without the gate (same seeds), so every refusal
+    episode the gate turned into a refusal is one more success, and no named target that is
+    there (nav) is refused by it.
+    """
+    config = EvalConfig(episodes=EPISODES, seed=7, test_scenes=EPISODES,
+                        families=('refusal', 'nav'))
+    alone = run_episodes(trained, config, progress=False)
+    config.gate = True
+    gated = run_episodes(trained, config, progress=False)
+    turned = [e for e in gated['episodes'] if e.get('gate_refused')]
+    assert gated['metrics']['gate_refusals'] == len(turned)
+    successes = [sum(e.get('success', False) for e in run['episodes'] if e['family'] == 'refusal')
+                 for run in (alone, gated)]
+    assert successes[1] == successes[0] + sum(e['family'] == 'refusal' for e in turned)
+    assert [e for e in turned if e['family'] == 'nav'] == []
+    assert gated['metrics']['nav_success'] == alone['metrics']['nav_success']

@@ -23,7 +23,7 @@ import time
 
 from leo_ros.actions.registry import kind_of
 from leo_ros.actions.types import NavStep
-from leo_ros.agent.grounding import action_object_ids, GroundingConfig, GroundingGate
+from leo_ros.agent.grounding import GroundingConfig, GroundingGate
 from leo_ros.agent.instructions import clean_instruction, InstructionError
 from leo_ros.agent.intent import instruction_intent, motion_allowed
 from leo_ros.agent.safety import GateResult, SafetyConfig, SafetyGate
@@ -313,11 +313,7 @@ class AgentCore:
             return self._no_motion(outcome, action, answer, intent,
                                    getattr(decision, 'intent', '') or '')
         actions = list(getattr(decision, 'actions', None) or [action])
-        refusal = ''
-        for name in dict.fromkeys(a.kind for a in actions):
-            refusal = refusal or self.grounding.check_instruction(text, scene, name)
-        refusal = refusal or self.grounding.check_objects(
-            action_object_ids(decision, scene), self.scene)
+        refusal = self.grounding.check_decision(text, decision, scene, self.scene)
         outcome.kind = action.kind
         if refusal:
             return self._refuse(outcome, refusal)

@@ -243,6 +243,23 @@ class GroundingGate:
                 return f"I don't see {_article(described)}."
         return ''
 
+    def check_decision(self, text, decision, scene, current=...) -> str:
+        """
+        Return a refusal for a decided motion, or '' when it may go on.
+
+        Every action kind of the decision is checked against the instruction, and the objects
+        the action points at against ``current`` (the scene now, None when there is none;
+        default ``scene``, the one decided on). leo-agent and ``leo-eval --gate`` both judge motions with this.
+        """
+        actions = list(getattr(decision, 'actions', None) or [])
+        if not actions and getattr(decision, 'action', None) is not None:
+            actions = [decision.action]
+        refusal = ''
+        for kind in dict.fromkeys(a.kind for a in actions):
+            refusal = refusal or self.check_instruction(text, scene, kind)
+        return refusal or self.check_objects(action_object_ids(decision, scene),
+                                             scene if current is ... else current)
+
     @staticmethod
     def check_objects(object_ids, scene) -> str:
         """Return a refusal when an action's object ids are not all in ``scene``, else ''."""

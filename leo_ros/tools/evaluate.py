@@ -39,6 +39,9 @@ def build_parser():
     parser.add_argument('--grounding-probe', action='store_true',
                         help="also read the model's grounding head each episode and score it "
                              '(grounding_top1, qa_relation_grounding_accuracy)')
+    parser.add_argument('--gate', action='store_true',
+                        help="judge motions with the agent's grounding gate, as leo-agent does "
+                             '(a motion it refuses scores as a refusal; gate_refusals counts)')
     parser.add_argument('--real', metavar='DIR',
                         help='instead: questions about the labelled real scans (*.pcd, mOSD '
                              'labels) of DIR, scored per kind (real_eval.json/.md/.png in '
@@ -66,6 +69,7 @@ def main(argv=None) -> int:
         config = EvalConfig(episodes=args.episodes, seed=args.seed, phrasings=args.phrasings,
                             test_scenes=args.test_scenes, tokens=args.tokens,
                             grounding_probe=args.grounding_probe, lexicon=args.lexicon,
+                            gate=args.gate,
                             device=args.device, dtype=args.dtype,
                             families=tuple(args.families) if args.families
                             else DEFAULT_FAMILIES)

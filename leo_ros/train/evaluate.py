@@ -23,7 +23,7 @@ the instructions' category and colour words are replaced by synonyms and descrip
 training data never uses (open vocabulary).
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 import json
 from pathlib import Path
 import time
@@ -61,6 +61,9 @@ class EvalConfig:
         (``grounding_top1``, ``qa_relation_grounding_accuracy``)
     :param lexicon: YAML file of synonyms / descriptions that replace the instructions'
         category and colour words (open vocabulary), or None
+    :param gate: judge decided motions with the agent's grounding gate, as leo-agent does
+        (:meth:`leo_ros.agent.grounding.GroundingGate.check_decision`): a motion it refuses is
+        scored as a refusal (``gate_refusals`` counts them), so the figures are the agent's
     :param device: torch device of the policy ('auto': cuda if available)
     :param dtype: LM dtype ('auto': the trained one on CPU, bfloat16 on a GPU)
     """
@@ -74,6 +77,7 @@ class EvalConfig:
     tokens: str = 'world'
     grounding_probe: bool = False
     lexicon: str = None
+    gate: bool = False
     device: str = 'auto'
     dtype: str = 'auto'
 
@@ -141,7 +145,9 @@ def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
     from leo_ros.model.text_encoder import InstructionEncoder
     from leo_ros.sim.world import World
     from leo_ros.train.lexicon import Lexicon
+    from leo_ros.agent.grounding import GroundingGate
     sampler = TaskSampler(config.phrasings)
+    gate = GroundingGate() if config.gate else None
     lexicon = Lexicon.load(config.lexicon) if config.lexicon else None
     text_encoder = InstructionEncoder(policy.config.scene.max_instruction_pieces)
     seeds = split_seeds('test', config.test_scenes)
@@ -189,6 +195,12 @@ def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
                    intent=decision.intent, moved=bool(decision.actions))
         if decision.grounding:
             row.update(probe_grounding(decision.grounding, task))
+        if gate is not None and decision.actions:
+            refusal = gate.check_decision(instruction, decision, tokens)
+            row['gate_refused'] = bool(refusal)
+            if refusal:
+                decision = replace(decision, text=refusal, kind='refusal', action=None,
+                                   actions=[])
         row.update(score(world, task, decision, config))
         episodes.append(row)
     return {'config': asdict(config), 'metrics': summarise(episodes), 'episodes': episodes}
@@ -274,6 +286,8 @@ def summarise(episodes) -> dict:
     if asked:
         metrics['question_motions'] = sum(e['moved'] for e in asked)
         metrics['question_episodes'] = len(asked)
+    if any('gate_refused' in e for e in episodes):
+        metrics['gate_refusals'] = sum(e.get('gate_refused', False) for e in episodes)
     latency = [e['decision_ms'] for e in episodes if 'decision_ms' in e]
     if latency:
         metrics['decision_ms_p50'] = round(float(np.median(latency)), 1)
