@@ -30,8 +30,8 @@ MARGIN = {'nav': 0.4, 'pick_place': 0.25, 'plan': 0.15, 'qa': 0.25, 'object_capt
           'scene_caption': 0.15}
 #: Refusals (absent things, named with held-out nouns among others) are not compared with the
 #: twin: it refused all 10 of these (1.00) and fails every other family, so refusing by itself
-#: says nothing. The shipped tiny model refused 0.80 of
-#: these 10 and 0.66 of 100 (models/leo-default/eval-refusal).
+#: says nothing. The tiny model at 3,000 steps refused 0.80 of these 10; the shipped one
+#: refuses 0.85 of 100 (models/leo-default/eval-refusal).
 REFUSAL_FLOOR = 0.5
 #: backbones a fresh machine gets from PyPI alone
 SHIPPABLE_BACKBONES = ('tiny', 'smollm2-135m')
