@@ -249,7 +249,8 @@ class GroundingGate:
 
         Every action kind of the decision is checked against the instruction, and the objects
         the action points at against ``current`` (the scene now, None when there is none;
-        default ``scene``, the one decided on). leo-agent and ``leo-eval --gate`` both judge motions with this.
+        default ``scene``, the one decided on). leo-agent and ``leo-eval --gate`` both judge
+        motions with this.
         """
         actions = list(getattr(decision, 'actions', None) or [])
         if not actions and getattr(decision, 'action', None) is not None:
