@@ -6,7 +6,8 @@ matched the client's reader; Fast DDS then drops the response ("failed to send r
 (timeout)") and the caller waits in vain, although the transition ran. So a call that gets no
 answer within ``retry_after`` asks ``get_state``: the node already in the target state is
 success, a node still in the transition is waited for, otherwise the request is sent again,
-until ``timeout``.
+until ``timeout``. A refused request is success too when the node is in the target state (a
+resent request refused because the first one, busy in a slow callback, did the transition).
 """
 
 import time
@@ -60,8 +61,11 @@ def change_state(change_client, get_client, label, timeout=60.0, retry_after=5.0
             reply = _answer(change_client, ChangeState.Request(
                 transition=Transition(id=transition_id)), wait)
             if reply is not None:
-                return bool(reply.success), '' if reply.success else \
-                    f'{label}: the node refused it'
+                # A refusal after a resend can mean the first request did it (its answer
+                # came too late): the node in the target state is success.
+                if reply.success or node_state(get_client, min(retry_after, 5.0)) == target:
+                    return True, ''
+                return False, f'{label}: the node refused it'
         else:
             time.sleep(min(0.2, wait))
         state = node_state(get_client, min(retry_after, 5.0))
