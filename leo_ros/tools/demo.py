@@ -10,11 +10,8 @@ and saves a top-down PNG of what happened in ``--out``.
 
 import argparse
 import json
-import os
 from pathlib import Path
-import random
 import sys
-import threading
 import time
 
 FAMILIES = ('nav', 'pick_place', 'qa', 'object_caption', 'scene_caption', 'plan')
@@ -45,14 +42,10 @@ def main(argv=None) -> int:
         from leo_ros.data.shards import split_seeds
         args.seed = split_seeds('test', 1)[0]
 
-    from leo_ros.ros.env import apply_ros_environment
+    from leo_ros.ros.env import private_domain
+    from leo_ros.ros.harness import spun_node
     from leo_ros.ros.process import ManagedProcess, wait_until
-    env = {'ROS_DOMAIN_ID': os.environ.get('ROS_DOMAIN_ID') or
-           str(random.Random().randint(120, 200))}
-    os.environ.update(env)
-    apply_ros_environment()
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    env = private_domain()
     from leo_ros.srv import SaveTopdown
 
     from leo_ros.ros.agent_client import AgentClient
@@ -62,31 +55,25 @@ def main(argv=None) -> int:
     agent = ManagedProcess([sys.executable, '-m', 'leo_ros.tools.agent', '--sim', '--model-path',
                             args.model_path], env=env, name='leo-agent',
                            log_path=out / 'agent.log')
-    rclpy.init()
-    node = rclpy.create_node('leo_demo')
-    client = AgentClient(node)
-    topdown = node.create_client(SaveTopdown, 'sim/save_topdown')
-    executor = MultiThreadedExecutor(num_threads=3)
-    executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
     results = []
     try:
-        if not wait_until(lambda: client.instruct.wait(0.5) and client.scene_at is not None,
-                          timeout=args.startup_timeout, period=0.5) or agent.poll() is not None:
-            print(f'leo-demo: the agent did not come up:\n{agent.output[-3000:]}',
-                  file=sys.stderr)
-            return 1
-        wait_until(lambda: 'model not ready' not in client.instruct.call(
-            'hello', timeout=30.0, spin=False).error, timeout=args.startup_timeout, period=1.0)
-        print('leo-demo: agent ready\n', flush=True)
-        for family in families:
-            for index in range(args.per_family):
-                results.append(_run_task(client, topdown, family, args.seed, index, out,
-                                         args.look_around))
+        with spun_node('leo_demo') as node:
+            client = AgentClient(node)
+            topdown = node.create_client(SaveTopdown, 'sim/save_topdown')
+            came_up = wait_until(lambda: client.instruct.wait(0.5) and client.scene_at is not None,
+                                 timeout=args.startup_timeout, period=0.5)
+            if not came_up or agent.poll() is not None:
+                print(f'leo-demo: the agent did not come up:\n{agent.output[-3000:]}',
+                      file=sys.stderr)
+                return 1
+            wait_until(lambda: 'model not ready' not in client.instruct.call(
+                'hello', timeout=30.0, spin=False).error, timeout=args.startup_timeout, period=1.0)
+            print('leo-demo: agent ready\n', flush=True)
+            for family in families:
+                for index in range(args.per_family):
+                    results.append(_run_task(client, topdown, family, args.seed, index, out,
+                                             args.look_around))
     finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
         agent.stop()
     (out / 'results.json').write_text(json.dumps(results, indent=2))
     done = sum(r['success'] for r in results)
