@@ -12,9 +12,9 @@ resent request refused because the first one, busy in a slow callback, did the t
 
 import time
 
-#: transition label -> (lifecycle_msgs/Transition id, the state it leads to)
-TRANSITIONS = {'configure': (1, 'inactive'), 'cleanup': (2, 'unconfigured'),
-               'activate': (3, 'active'), 'deactivate': (4, 'inactive')}
+#: transition label (lifecycle_msgs/Transition.TRANSITION_<LABEL>) -> the state it leads to
+TARGET_STATES = {'configure': 'inactive', 'cleanup': 'unconfigured', 'activate': 'active',
+                 'deactivate': 'inactive'}
 #: states of a transition under way
 TRANSITION_STATES = ('configuring', 'cleaningup', 'activating', 'deactivating', 'shuttingdown',
                      'errorprocessing')
@@ -50,7 +50,8 @@ def change_state(change_client, get_client, label, timeout=60.0, retry_after=5.0
     """
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState
-    transition_id, target = TRANSITIONS[label]
+    target = TARGET_STATES[label]
+    transition_id = getattr(Transition, f'TRANSITION_{label.upper()}')
     deadline = time.monotonic() + timeout
     if not change_client.wait_for_service(timeout_sec=timeout):
         return False, f'{label}: no change_state service within {timeout:.0f} s'
