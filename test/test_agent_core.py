@@ -151,7 +151,7 @@ def test_one_instruction_at_a_time():
 def test_a_question_never_moves_even_when_the_policy_decodes_motion():
     nav = ScriptedDecision(text='Going to the mug.', action=GOAL, kind='nav_goal')
     core = with_scene(make_core(nav))
-    outcome = core.decide('What is on the table?', now=10.5)
+    outcome = core.decide('What is next to the mug?', now=10.5)
     assert outcome.action is None and outcome.plan == [] and outcome.kind == 'text'
     assert outcome.intent == 'question' and 'no motion' in outcome.note
     silent = with_scene(make_core(ScriptedDecision(action=GOAL, kind='nav_goal')))
@@ -184,6 +184,24 @@ def test_motion_toward_what_is_not_in_the_scene_is_refused(instruction, refusal)
     outcome = core.decide(instruction, now=10.5)
     assert not outcome.success and outcome.kind == 'refusal' and outcome.action is None
     assert refusal in outcome.response and outcome.error.startswith('refused: ')
+
+
+@pytest.mark.parametrize('instruction,decision,refusal', [
+    ('What color is the chair?', ScriptedDecision(text='White'), "I don't see a chair."),
+    ('Where is the chair?', ScriptedDecision(text='Going there.', action=GOAL, kind='nav_goal'),
+     "I don't see a chair."),
+    ('Is there a chair?', ScriptedDecision(text='No'), ''),
+    ('What color is the mug?', ScriptedDecision(text='Grey'), ''),
+])
+def test_answers_about_what_is_not_in_the_scene_are_refused(instruction, decision, refusal):
+    outcome = with_scene(make_core(decision)).decide(instruction, now=10.5)
+    assert outcome.action is None
+    if refusal:
+        assert not outcome.success and outcome.kind == 'refusal'
+        assert outcome.response == refusal
+    else:
+        assert outcome.success and outcome.kind == 'text'
+        assert outcome.response == decision.text
 
 
 def test_the_policys_own_refusal_is_passed_on():

@@ -45,11 +45,16 @@ def test_named_objects(text, expected):
 
 @pytest.mark.parametrize('rgb,name,expected', [
     ((0.69, 0.34, 0.03), 'orange', True), ((0.69, 0.34, 0.03), 'blue', False),
-    ((0.55, 0.55, 0.55), 'white', True), ((0.05, 0.05, 0.05), 'grey', True),
+    ((0.55, 0.55, 0.55), 'white', True), ((0.05, 0.05, 0.05), 'grey', False),
+    ((0.05, 0.05, 0.05), 'black', True), ((0.36, 0.36, 0.38), 'grey', True),
+    ((0.63, 0.63, 0.63), 'black', False), ((0.06, 0.06, 0.06), 'white', False),
     ((0.05, 0.05, 0.05), 'red', False), ((0.1, 0.21, 0.62), 'blue', True),
     ((0.5, 0.1, 0.1), 'pink', False), ((math.nan, 0, 0), 'red', False),
+    # shaded orange and brown (as the renderer gives them) are not taken for each other
+    ((0.73, 0.36, 0.04), 'brown', False), ((0.37, 0.22, 0.11), 'orange', False),
+    ((0.37, 0.22, 0.11), 'brown', True), ((0.56, 0.08, 0.08), 'orange', False),
 ])
-def test_colours_are_compared_by_chroma(rgb, name, expected):
+def test_colours_are_compared_by_chroma_and_brightness(rgb, name, expected):
     assert color_matches(rgb, name) is expected
 
 
@@ -79,6 +84,51 @@ def test_unknown_words_are_refused_or_left_to_the_model(text, refuse, model):
     for mode, expected in (('refuse', refuse), ('model', model)):
         gate = GroundingGate(GroundingConfig(unknown_words=mode))
         assert gate.check_instruction(text, tokens, 'nav_goal') == expected, mode
+
+
+@pytest.mark.parametrize('text,refusal', [
+    ('What color is the green chair?', "I don't see a green chair."),
+    ('Describe the blue mug.', "I don't see a blue mug."),
+    ('What is the red mug standing on?', ''),
+    ('Is there a green chair in the room?', ''), ('Can you spot a blue mug?', ''),
+    ('How many chairs are there?', ''), ('What number of objects sit on the grey table?', ''),
+    ('Describe the room.', ''), ('Give a short caption of the table.', ''),
+    ('What is the colour of the grey table?', ''), ('Give a summary of the scene.', ''),
+    ('What is the weather like?', ''),                    # the policy answers what it can
+])
+def test_text_answers_about_absent_objects_are_refused(text, refusal):
+    class Answer:
+        text, kind, actions, action = 'White', 'text', [], None
+    gate = GroundingGate()
+    tokens = scene(['mug', 'table'], [RED, GREY])
+    assert gate.check_decision(text, Answer(), tokens) == refusal
+    assert gate.check_answer(text, tokens) == refusal
+
+
+def box_cloud(low, high, count=200, seed=0):
+    return np.random.default_rng(seed).uniform(low, high, (count, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize('text,refusal', [
+    ('What color is the bowl on the table?', ''),
+    ('Describe the mug on the table.', "I don't see a mug on the table."),
+    ('Describe the red mug on the grey table.', "I don't see a red mug on the grey table."),
+    ('Tidy up: the bowl on the table belongs on the shelf.', ''),
+    ('Tidy up: the mug on the table belongs on the shelf.', "I don't see a mug on the table."),
+    ('Move the mug on the table to the shelf.', "I don't see a mug on the table."),
+    ('Put the red mug on the grey table.', ''),      # where to put it, not which mug
+    ('Go to the blue bowl on the grey table.', ''),
+])
+def test_objects_named_on_a_support_must_rest_on_it(text, refusal):
+    # a grey table (top at 0.75 m), a blue bowl on it, a red mug on the floor, a shelf
+    clouds = [box_cloud((0, 0, 0), (1.2, 0.8, 0.75)), box_cloud((0.4, 0.3, 0.75), (0.6, 0.5, 0.8)),
+              box_cloud((2.0, 2.0, 0.0), (2.1, 2.1, 0.1)), box_cloud((3, 0, 0), (3.4, 0.4, 1.5))]
+    colors = [GREY, BLUE, RED, GREY]
+    tokens = SceneTokens.from_object_clouds(
+        clouds, [np.tile(np.asarray(c, np.float32), (200, 1)) for c in colors],
+        labels=['table', 'bowl', 'mug', 'shelf'], points_per_object=16)
+    tokens.confidences = np.ones(4, np.float32)
+    assert GroundingGate().check_instruction(text, tokens, 'nav_goal') == refusal
 
 
 def test_unknown_or_unsure_labels_never_cause_a_refusal():

@@ -308,8 +308,12 @@ class AgentCore:
             if not answer:
                 return Outcome(False, error='the policy produced neither text nor a valid '
                                'action', decision_ms=elapsed, intent=intent)
-            return outcome
+            refusal = self.grounding.check_answer(text, scene)
+            return self._refuse(outcome, refusal) if refusal else outcome
         if not motion_allowed(intent, getattr(decision, 'intent', '') or ''):
+            refusal = self.grounding.check_answer(text, scene)
+            if refusal:                 # a question about something absent: say so
+                return self._refuse(outcome, refusal)
             return self._no_motion(outcome, action, answer, intent,
                                    getattr(decision, 'intent', '') or '')
         actions = list(getattr(decision, 'actions', None) or [action])

@@ -40,8 +40,9 @@ def build_parser():
                         help="also read the model's grounding head each episode and score it "
                              '(grounding_top1, qa_relation_grounding_accuracy)')
     parser.add_argument('--gate', action='store_true',
-                        help="judge motions with the agent's grounding gate, as leo-agent does "
-                             '(a motion it refuses scores as a refusal; gate_refusals counts)')
+                        help="judge decisions with the agent's grounding gate, as leo-agent "
+                             'does (a motion or answer about an object it does not see scores '
+                             'as a refusal; gate_refusals counts)')
     parser.add_argument('--real', metavar='DIR',
                         help='instead: questions about the labelled real scans (*.pcd, mOSD '
                              'labels) of DIR, scored per kind (real_eval.json/.md/.png in '

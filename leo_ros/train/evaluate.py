@@ -61,9 +61,10 @@ class EvalConfig:
         (``grounding_top1``, ``qa_relation_grounding_accuracy``)
     :param lexicon: YAML file of synonyms / descriptions that replace the instructions'
         category and colour words (open vocabulary), or None
-    :param gate: judge decided motions with the agent's grounding gate, as leo-agent does
-        (:meth:`leo_ros.agent.grounding.GroundingGate.check_decision`): a motion it refuses is
-        scored as a refusal (``gate_refusals`` counts them), so the figures are the agent's
+    :param gate: judge decisions with the agent's grounding gate, as leo-agent does
+        (:meth:`leo_ros.agent.grounding.GroundingGate.check_decision`): a motion toward, or a
+        text answer about, an object it does not see is scored as a refusal
+        (``gate_refusals`` counts them), so the figures are the agent's
     :param device: torch device of the policy ('auto': cuda if available)
     :param dtype: LM dtype ('auto': the trained one on CPU, bfloat16 on a GPU)
     """
@@ -195,9 +196,10 @@ def run_episodes(policy, config: EvalConfig, progress=True) -> dict:
                    intent=decision.intent, moved=bool(decision.actions))
         if decision.grounding:
             row.update(probe_grounding(decision.grounding, task))
-        if gate is not None and decision.actions:
+        if gate is not None and decision.kind != 'refusal':
             refusal = gate.check_decision(instruction, decision, tokens)
             row['gate_refused'] = bool(refusal)
+            row['gate_says'] = refusal
             if refusal:
                 decision = replace(decision, text=refusal, kind='refusal', action=None,
                                    actions=[])
