@@ -48,6 +48,7 @@ def test_named_objects(text, expected):
     ((0.55, 0.55, 0.55), 'white', True), ((0.05, 0.05, 0.05), 'grey', False),
     ((0.05, 0.05, 0.05), 'black', True), ((0.36, 0.36, 0.38), 'grey', True),
     ((0.63, 0.63, 0.63), 'black', False), ((0.06, 0.06, 0.06), 'white', False),
+    ((0.43, 0.43, 0.43), 'white', True), ((0.93, 0.93, 0.93), 'grey', False),
     ((0.05, 0.05, 0.05), 'red', False), ((0.1, 0.21, 0.62), 'blue', True),
     ((0.5, 0.1, 0.1), 'pink', False), ((math.nan, 0, 0), 'red', False),
     # shaded orange and brown (as the renderer gives them) are not taken for each other

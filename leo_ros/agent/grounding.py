@@ -22,8 +22,8 @@ Labels come from a classifier and can be wrong or missing: an object whose label
 Colours are compared by chroma (brightness divided out), because the scene tokens' mean colours
 carry the renderer's or camera's shading; a colour matches when it is about as near as the
 nearest palette colour (``color_margin``), so a brown plate is not taken for an orange one.
-White, grey and black are told apart by brightness in overlapping bands (shading darkens a
-white object to about 0.6, a grey one to about 0.35).
+White, grey and black are told apart by brightness in overlapping bands: black stands apart,
+but shading makes white and grey overlap (a white shelf seen in shade is 0.43, a grey table 0.3).
 """
 
 from dataclasses import dataclass
@@ -84,8 +84,9 @@ PLACING_VERBS = frozenset((
 _DESTINATIONS = frozenset(('on', 'onto', 'to', 'atop', 'into', 'in'))
 #: a support's footprint is widened by this for "X on the Y" [m]
 ON_MARGIN = 0.1
-#: Brightness (max of rgb) bands of the achromatic colours: overlapping, for shading.
-ACHROMATIC_BRIGHTNESS = {'black': (0.0, 0.25), 'grey': (0.15, 0.65), 'white': (0.45, 1.01)}
+#: Brightness (max of rgb) bands of the achromatic colours. Shading of partial views makes a
+#: white object 0.43-0.7 and a grey one 0.3-0.5, so only black stands apart.
+ACHROMATIC_BRIGHTNESS = {'black': (0.0, 0.2), 'grey': (0.12, 0.7), 'white': (0.35, 1.01)}
 #: Questions whose answer may rightly be "no" or "0" for an absent object.
 _WHETHER_OR_HOW_MANY = re.compile(
     r'^\s*(is|are|do|does|can|could|will|would|have|has)\b.*\b(a|an|any)\b'
