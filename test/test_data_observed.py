@@ -72,6 +72,35 @@ def test_observed_archive_round_trip_and_stamp(tmp_path):
     assert load_observed(tmp_path, 'train', seed + 1) == []
 
 
+def test_look_around_through_the_sensor_model(world):
+    exact = look_around(world, config=SMALL, points_per_object=32)
+    sensed = look_around(world, config=LookAroundConfig(views=6, width=160, height=120,
+                                                        sensor=True), points_per_object=32)
+    assert len(sensed) >= 1 and set(sensed.ids.tolist()) <= set(world.scene.objects)
+    shared = sorted(set(exact.ids.tolist()) & set(sensed.ids.tolist()))
+    assert shared
+    # missing returns and noise: the same objects keep fewer points, centres move by mm-cm
+    counts = {int(i): int(c) for i, c in zip(exact.ids, exact.point_counts)}
+    assert sum(int(c) for i, c in zip(sensed.ids, sensed.point_counts) if int(i) in counts) < \
+        sum(counts[i] for i in shared) * 1.0 + 1
+    rows = [list(exact.ids).index(i) for i in shared]
+    moved = [list(sensed.ids).index(i) for i in shared]
+    assert np.median(np.abs(exact.centers[rows] - sensed.centers[moved])) < 0.05
+    assert not np.array_equal(exact.centers[rows], sensed.centers[moved])
+
+
+def test_the_sensor_is_part_of_the_observed_stamp():
+    sensed = LookAroundConfig(views=6, width=160, height=120, sensor=True)
+    assert observed_stamp(2, SMALL, 32) != observed_stamp(2, sensed, 32)
+    assert 'sensor' not in observed_stamp(2, SMALL, 32)['look_around']   # old archives hold
+    with pytest.raises(ValueError, match='sensor'):
+        LookAroundConfig(sensor='yes')
+    from leo_ros.train.pipeline import DataConfig, look_around_config
+    assert look_around_config(DataConfig(observed_sensor=True)).sensor is True
+    with pytest.raises(ValueError, match='observed_sensor'):
+        DataConfig(observed_sensor='on')
+
+
 def _view(ids):
     return {'index': {i: k for k, i in enumerate(ids)}, 'name': tuple(ids)}
 

@@ -33,18 +33,23 @@ class LookAroundConfig:
     :param height: rendered image height [px]
     :param min_object_points: perception's smallest object at 640x480 [points]; scaled to the
         rendered size so the same objects are kept
+    :param sensor: render depth through the Kinect-like sensor model
+        (:mod:`leo_ros.sim.sensor`: noise, quantisation, missing returns) instead of exact depth
     """
 
     views: int = 12
     width: int = 320
     height: int = 240
     min_object_points: int = 300
+    sensor: bool = False
 
     def __post_init__(self):
         for name in ('views', 'min_object_points'):
             if getattr(self, name) < 1:
                 raise ValueError(f'LookAroundConfig.{name} must be >= 1, got '
                                  f'{getattr(self, name)}')
+        if not isinstance(self.sensor, bool):
+            raise ValueError(f'LookAroundConfig.sensor must be a bool, got {self.sensor!r}')
         if self.width < 16 or self.height < 12:
             raise ValueError(f'LookAroundConfig size must be >= 16x12, got '
                              f'{self.width}x{self.height}')
@@ -70,9 +75,11 @@ def look_around(world, pose=None, config: LookAroundConfig = None,
     :return: ``SceneTokens`` in the map frame whose ``ids`` are world object ids
     """
     from leo_ros.sim.render import CameraConfig, Renderer
+    from leo_ros.sim.sensor import SensorConfig
     config = config or LookAroundConfig()
     camera = CameraConfig(width=config.width, height=config.height,
-                          fov_x=world.config.camera.fov_x)
+                          fov_x=world.config.camera.fov_x,
+                          sensor=SensorConfig(enabled=config.sensor, seed=seed))
     renderer = Renderer(camera)
     pipeline = PerceptionPipeline(
         PerceptionConfig(segmentation=SegmentationConfig(

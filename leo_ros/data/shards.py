@@ -185,8 +185,11 @@ def observe_scene(root, split, seed, situations, config, points_per_object):
 
 def observed_stamp(situations, config, points_per_object) -> dict:
     """Return what an observed-token archive was made with."""
+    look = asdict(config)
+    if not look.get('sensor', True):
+        del look['sensor']        # exact depth: archives made before the option stay valid
     return {'situations': int(situations), 'points': int(points_per_object),
-            'look_around': asdict(config)}
+            'look_around': look}
 
 
 def load_observed(root, split, seed, stamp=None) -> list:

@@ -51,6 +51,8 @@ class DataConfig:
     :param observed_views: frames per look-around
     :param observed_fraction: share of the examples (whose targets were seen) that read the
         observed tokens instead of the mesh-sampled ones
+    :param observed_sensor: render the look-arounds through the Kinect-like depth model
+        (:mod:`leo_ros.sim.sensor`) instead of exact depth
     """
 
     train_scenes: int = 600
@@ -67,6 +69,7 @@ class DataConfig:
     observed_situations: int = 0
     observed_views: int = 12
     observed_fraction: float = 0.5
+    observed_sensor: bool = False
 
     def __post_init__(self):
         for name in ('train_scenes', 'val_scenes', 'points', 'observed_views'):
@@ -76,6 +79,9 @@ class DataConfig:
         if not 0 <= self.observed_situations <= situations:
             raise ValueError(f'DataConfig.observed_situations must be in [0, {situations}] '
                              f'(per_scene situations), got {self.observed_situations}')
+        if not isinstance(self.observed_sensor, bool):
+            raise ValueError(f'DataConfig.observed_sensor must be true or false, got '
+                             f'{self.observed_sensor!r}')
         if not 0.0 <= self.observed_fraction <= 1.0:
             raise ValueError(f'DataConfig.observed_fraction must be in [0, 1], got '
                              f'{self.observed_fraction}')
@@ -247,7 +253,7 @@ def generate_data(config: TrainConfig, root: Path, log, progress=True):
 def look_around_config(data: DataConfig):
     """Return the look-around the observed tokens of ``data`` are made with."""
     from leo_ros.data.observed import LookAroundConfig
-    return LookAroundConfig(views=data.observed_views)
+    return LookAroundConfig(views=data.observed_views, sensor=data.observed_sensor)
 
 
 def observed_stamp(data: DataConfig):
